@@ -1,0 +1,1 @@
+"""Orders: the API, the domain, and the persistence shared by the relay and the consumer."""

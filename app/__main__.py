@@ -1,0 +1,34 @@
+"""`python -m app`: serve the HTTP API with granian."""
+
+from __future__ import annotations
+
+import sys
+
+from granian.constants import Interfaces
+from granian.server import Server
+
+from app import config, logs
+
+
+def main() -> int:
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"orders-api: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    server = Server(
+        "app.http.app:serve_app",
+        address=settings.http.host,
+        port=settings.http.port,
+        interface=Interfaces.ASGI,
+        workers=settings.http.workers,
+        factory=True,
+        log_enabled=False,
+    )
+    server.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Settings from the environment (and `.env`), validated once at start.
+
+The seed's variable names come first (DB_HOST … LOG_LEVEL); everything else has
+a default a developer will not need to touch. A wrong or missing value stops
+the process with one line naming the variable (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Literal, cast, get_args
+from urllib.parse import quote
+
+import msgspec
+from dotenv import dotenv_values
+
+from app.domain.events import EventType
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "console"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line a person can act on."""
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True):
+    url: str
+    pool_size: int
+    connect_timeout: float
+
+
+class KafkaSettings(msgspec.Struct, frozen=True):
+    brokers: str
+    topic: str
+    dlq_topic: str
+    group_id: str
+    routes: Mapping[EventType, str]
+    source: str
+
+    def topic_for(self, event_type: EventType) -> str:
+        return self.routes.get(event_type, self.topic)
+
+    @property
+    def consumed_topics(self) -> list[str]:
+        """Everything our consumer reads: the main topic plus any routed elsewhere."""
+        return sorted({self.topic, *self.routes.values()})
+
+
+class HttpSettings(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+    workers: int
+    max_body_bytes: int
+    max_items: int
+    max_page_size: int
+    idempotency_ttl: timedelta
+    request_timeout: float
+
+
+class RelaySettings(msgspec.Struct, frozen=True):
+    batch_size: int
+    poll_interval: float
+    retention: timedelta
+    metrics_port: int
+
+
+class ConsumerSettings(msgspec.Struct, frozen=True):
+    batch_size: int
+    max_attempts: int
+    max_order_total: int
+    session_timeout_ms: int
+    metrics_port: int
+
+
+class Settings(msgspec.Struct, frozen=True):
+    database: DatabaseSettings
+    kafka: KafkaSettings
+    http: HttpSettings
+    relay: RelaySettings
+    consumer: ConsumerSettings
+    log_level: LogLevel
+    log_format: LogFormat
+    otel_endpoint: str | None
+
+
+def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read every setting; `.env` fills in what the real environment leaves out."""
+    env = _Env({**_dotenv(env_file), **(os.environ if environ is None else environ)})
+    return Settings(
+        database=DatabaseSettings(
+            url=_database_url(env),
+            pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
+            connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
+        ),
+        kafka=_kafka(env),
+        http=HttpSettings(
+            host=env.text("HTTP_HOST", "127.0.0.1"),
+            port=env.integer("HTTP_PORT", 8080, low=1, high=65535),
+            workers=env.integer("HTTP_WORKERS", 1, low=1, high=64),
+            max_body_bytes=env.integer("HTTP_MAX_BODY_BYTES", 64 * 1024, low=1024),
+            max_items=env.integer("ORDER_MAX_ITEMS", 100, low=1, high=10_000),
+            max_page_size=env.integer("HTTP_MAX_PAGE_SIZE", 100, low=1, high=1000),
+            idempotency_ttl=timedelta(hours=env.number("IDEMPOTENCY_TTL_HOURS", 24.0, low=0.001)),
+            request_timeout=env.number("HTTP_REQUEST_TIMEOUT", 10.0, low=0.1),
+        ),
+        relay=RelaySettings(
+            batch_size=env.integer("RELAY_BATCH_SIZE", 500, low=1, high=10_000),
+            poll_interval=env.number("RELAY_POLL_INTERVAL", 1.0, low=0.01),
+            retention=timedelta(hours=env.number("OUTBOX_RETENTION_HOURS", 24.0, low=0.0)),
+            metrics_port=env.integer("RELAY_METRICS_PORT", 9101, low=0, high=65535),
+        ),
+        consumer=ConsumerSettings(
+            batch_size=env.integer("CONSUMER_BATCH_SIZE", 200, low=1, high=10_000),
+            max_attempts=env.integer("CONSUMER_MAX_ATTEMPTS", 3, low=1, high=100),
+            max_order_total=env.integer("ORDER_MAX_TOTAL", 1_000_000, low=0),
+            session_timeout_ms=env.integer(
+                "KAFKA_SESSION_TIMEOUT_MS", 10_000, low=1000, high=300_000
+            ),
+            metrics_port=env.integer("CONSUMER_METRICS_PORT", 9102, low=0, high=65535),
+        ),
+        log_level=cast(LogLevel, env.choice("LOG_LEVEL", "info", get_args(LogLevel))),
+        log_format=cast(LogFormat, env.choice("LOG_FORMAT", "json", get_args(LogFormat))),
+        otel_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+
+
+def _dotenv(path: str | None) -> dict[str, str]:
+    if path is None or not os.path.exists(path):
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def _database_url(env: _Env) -> str:
+    url = env.optional("DATABASE_URL")
+    if url is None:
+        ssl_mode = env.choice(
+            "DB_SSL_MODE",
+            "disable",
+            ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+        )
+        user = quote(env.text("DB_USER", "postgres"), safe="")
+        password = env.optional("DB_PASSWORD")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        host = env.text("DB_HOST", "localhost")
+        port = env.integer("DB_PORT", 5432, low=1, high=65535)
+        name = env.text("DB_NAME", "orders")
+        url = f"postgresql://{auth}@{host}:{port}/{name}?sslmode={ssl_mode}"
+    if not re.match(r"^postgres(ql)?(\+psycopg)?://", url):
+        raise ConfigError("DATABASE_URL must start with postgresql:// (got another scheme)")
+    return re.sub(r"^postgres(ql)?(\+psycopg)?://", "postgresql+psycopg://", url)
+
+
+def _kafka(env: _Env) -> KafkaSettings:
+    topic = env.topic("KAFKA_TOPIC", "orders")
+    routes = {
+        event_type: env.topic(_route_variable(event_type), topic)
+        for event_type in EventType
+        if env.optional(_route_variable(event_type))
+    }
+    return KafkaSettings(
+        brokers=env.text("KAFKA_BROKERS", "localhost:9092"),
+        topic=topic,
+        dlq_topic=env.topic("KAFKA_DLQ_TOPIC", f"{topic}.dlq"),
+        group_id=env.text("KAFKA_GROUP_ID", "order-service"),
+        routes=routes,
+        source=env.text("EVENT_SOURCE", "/order-service"),
+    )
+
+
+def _route_variable(event_type: EventType) -> str:
+    """`order.created` is routed by KAFKA_TOPIC_ORDER_CREATED, and so on."""
+    return "KAFKA_TOPIC_" + event_type.value.upper().replace(".", "_")
+
+
+class _Env:
+    """Typed reads of string variables, each failing with a one-line ConfigError."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def optional(self, name: str) -> str | None:
+        value = self._values.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def integer(self, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+        self._check_range(name, value, low, high)
+        return value
+
+    def number(self, name: str, default: float, *, low: float = 0.0) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number (got {raw!r})") from None
+        self._check_range(name, value, low, None)
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.optional(name) or default).lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+        return value
+
+    def topic(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value):
+            raise ConfigError(f"{name} is not a valid Kafka topic name (got {value!r})")
+        return value
+
+    @staticmethod
+    def _check_range(name: str, value: float, low: float, high: float | None) -> None:
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{name} must be {bounds} (got {value})")

@@ -1,0 +1,52 @@
+"""Engine and transactions. Driver errors become domain errors here, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import msgspec
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.config import DatabaseSettings
+from app.db.errors import translate
+
+_json_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _encode_json(value: object) -> str:
+    return msgspec.json.encode(value, enc_hook=str).decode()
+
+
+def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+    return create_async_engine(
+        settings.url,
+        pool_size=settings.pool_size,
+        max_overflow=0,
+        pool_timeout=settings.connect_timeout,
+        pool_recycle=3600,
+        connect_args={
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            "application_name": application_name,
+        },
+        json_serializer=_encode_json,
+        json_deserializer=_json_decoder.decode,
+    )
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction; commits on success. Deferred constraints fire at the commit,
+    so the commit is inside the translation too."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except DBAPIError as exc:
+        raise translate(exc) from exc
+
+
+def libpq_url(url: str) -> str:
+    """The settings' SQLAlchemy URL as plain libpq understands it (for LISTEN, pgbench…)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)

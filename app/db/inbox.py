@@ -1,0 +1,60 @@
+"""Processed events: the consumer's memory of what it has already applied."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import processed_events
+
+Outcome = Literal["applied", "rejected", "ignored"]
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """Which event this was and where it was read from."""
+
+    source: str
+    event_id: str
+    event_type: str
+    topic: str
+    partition: int
+    offset: int
+
+
+async def claim(conn: AsyncConnection, receipt: Receipt, *, order_id: UUID | None) -> bool:
+    """Record the event as applied; False if it was recorded before (a duplicate).
+
+    Call this first in the transaction that applies the event: the primary key
+    makes a concurrent duplicate wait here, then find the row and back off. If
+    the event ends up not applied, `settle` records the real outcome.
+    """
+    query = (
+        insert(processed_events)
+        .values(
+            source=receipt.source,
+            event_id=receipt.event_id,
+            event_type=receipt.event_type,
+            order_id=order_id,
+            outcome="applied",
+            topic=receipt.topic,
+            kafka_partition=receipt.partition,
+            kafka_offset=receipt.offset,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(processed_events.c.event_id)
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, detail: str) -> None:
+    await conn.execute(
+        update(processed_events)
+        .where(processed_events.c.source == receipt.source)
+        .where(processed_events.c.event_id == receipt.event_id)
+        .values(outcome=outcome, detail=detail[:2000])
+    )

@@ -1,0 +1,160 @@
+"""Orders and their items."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import RowMapping, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import order_items, orders
+from app.domain.order import Address, Item, NewOrder, Order, OrderState
+from app.domain.status import Status
+
+_STATE_COLUMNS = (
+    orders.c.id,
+    orders.c.customer_id,
+    orders.c.status,
+    orders.c.version,
+    orders.c.updated_at,
+)
+
+
+class OrderFilter(msgspec.Struct, frozen=True):
+    customer_id: UUID | None = None
+    status: Status | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class Position(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page ends in the (created_at, id) order: the keyset cursor."""
+
+    created_at: datetime
+    id: UUID
+
+
+async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> Order:
+    row = (
+        await conn.execute(
+            orders.insert()
+            .values(
+                id=order_id,
+                customer_id=new.customer_id,
+                email=new.email,
+                total_amount=new.total_amount,
+                currency=new.currency,
+                metadata=new.metadata,
+                shipping_address=new.shipping_address,
+                billing_address=new.billing_address,
+            )
+            .returning(orders)
+        )
+    ).one()
+    items = [
+        Item(product_id=item.product_id, name=item.name, price=item.price, quantity=item.quantity)
+        for item in new.items
+    ]
+    await conn.execute(
+        order_items.insert(),
+        [
+            {"order_id": order_id, "position": position, **msgspec.structs.asdict(item)}
+            for position, item in enumerate(items)
+        ],
+    )
+    return _order(row._mapping, items)
+
+
+async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
+    row = (await conn.execute(select(orders).where(orders.c.id == order_id))).one_or_none()
+    if row is None:
+        return None
+    items = await _items_of(conn, [order_id])
+    return _order(row._mapping, items[order_id])
+
+
+async def list_orders(
+    conn: AsyncConnection, where: OrderFilter, after: Position | None, limit: int
+) -> list[Order]:
+    query = select(orders).order_by(orders.c.created_at, orders.c.id).limit(limit)
+    if where.customer_id is not None:
+        query = query.where(orders.c.customer_id == where.customer_id)
+    if where.status is not None:
+        query = query.where(orders.c.status == where.status.value)
+    if where.created_from is not None:
+        query = query.where(orders.c.created_at >= where.created_from)
+    if where.created_to is not None:
+        query = query.where(orders.c.created_at < where.created_to)
+    if after is not None:
+        query = query.where(tuple_(orders.c.created_at, orders.c.id) > (after.created_at, after.id))
+    rows = (await conn.execute(query)).all()
+    items = await _items_of(conn, [row.id for row in rows])
+    return [_order(row._mapping, items[row.id]) for row in rows]
+
+
+async def lock_order(conn: AsyncConnection, order_id: UUID) -> OrderState | None:
+    """Read an order's state and hold its row until commit: status changes queue up here."""
+    query = select(*_STATE_COLUMNS).where(orders.c.id == order_id).with_for_update()
+    row = (await conn.execute(query)).one_or_none()
+    return _state(row._mapping) if row else None
+
+
+async def set_status(conn: AsyncConnection, order_id: UUID, status: Status) -> OrderState:
+    """Move the order to `status` and bump its version (the per-order event sequence)."""
+    query = (
+        orders.update()
+        .where(orders.c.id == order_id)
+        .values(status=status.value, version=orders.c.version + 1)
+        .returning(*_STATE_COLUMNS)
+    )
+    return _state((await conn.execute(query)).one()._mapping)
+
+
+async def _items_of(conn: AsyncConnection, order_ids: Sequence[UUID]) -> dict[UUID, list[Item]]:
+    found: defaultdict[UUID, list[Item]] = defaultdict(list)
+    if not order_ids:
+        return found
+    query = (
+        select(order_items)
+        .where(order_items.c.order_id.in_(order_ids))
+        .order_by(order_items.c.order_id, order_items.c.position)
+    )
+    for row in await conn.execute(query):
+        found[row.order_id].append(Item(row.product_id, row.name, row.price, row.quantity))
+    return found
+
+
+def _order(row: RowMapping, items: list[Item]) -> Order:
+    return Order(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        email=row["email"],
+        status=Status(row["status"]),
+        total_amount=row["total_amount"],
+        currency=row["currency"],
+        items=items,
+        metadata=row["metadata"],
+        shipping_address=_address(row["shipping_address"]),
+        billing_address=_address(row["billing_address"]),
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _address(value: object) -> Address | None:
+    return None if value is None else msgspec.convert(value, Address)
+
+
+def _state(row: RowMapping) -> OrderState:
+    return OrderState(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        status=Status(row["status"]),
+        version=row["version"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,139 @@
+"""The outbox: events written with the change that caused them, published by the relay.
+
+Rows are numbered per key in commit order by a trigger (migration 0001); the
+relay claims the oldest unpublished rows of the shards it owns, publishes them,
+and marks them published only after Kafka has acknowledged them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import JSON, Text, bindparam, cast, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import outbox
+
+
+class OutboxMessage(msgspec.Struct, frozen=True):
+    """One event as the outbox stores it: where it goes and exactly what is sent."""
+
+    id: UUID
+    topic: str
+    key: str
+    event_type: str
+    subject: str
+    payload: bytes  # the JSON value, byte for byte as Kafka will carry it
+    headers: dict[str, str]
+
+
+class ClaimedMessage(msgspec.Struct, frozen=True):
+    id: UUID
+    seq: int
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+    created_at: datetime
+    attempts: int
+
+
+async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
+    """Add `message` to the outbox, inside the caller's transaction."""
+    await conn.execute(
+        outbox.insert().values(
+            id=message.id,
+            topic=message.topic,
+            key=message.key,
+            event_type=message.event_type,
+            subject=message.subject,
+            payload=cast(bindparam("payload", message.payload.decode(), type_=Text), JSON),
+            headers=message.headers,
+        )
+    )
+
+
+# One statement: lock the oldest claimable rows (skipping rows another relay
+# holds), count the attempt, return them. Rows behind a parked row of the same
+# key wait with it, so a key's order survives a poison event.
+_CLAIM = text("""
+    WITH batch AS (
+        SELECT o.id
+          FROM outbox o
+         WHERE o.published_at IS NULL
+           AND o.parked_at IS NULL
+           AND o.shard = ANY(:shards)
+           AND NOT EXISTS (
+               SELECT 1 FROM outbox p
+                WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
+                  AND p.key = o.key AND p.seq < o.seq)
+         ORDER BY o.seq
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE outbox o
+       SET attempts = o.attempts + 1, last_attempt_at = clock_timestamp()
+      FROM batch
+     WHERE o.id = batch.id
+ RETURNING o.id, o.seq, o.topic, o.key, o.payload::text AS payload, o.headers, o.created_at,
+           o.attempts
+""")
+
+
+async def claim_batch(
+    conn: AsyncConnection, shards: Sequence[int], limit: int
+) -> list[ClaimedMessage]:
+    """The oldest unpublished messages of `shards`, in commit order per key."""
+    rows = await conn.execute(_CLAIM, {"shards": list(shards), "limit": limit})
+    claimed = [
+        ClaimedMessage(
+            id=row.id,
+            seq=row.seq,
+            topic=row.topic,
+            key=row.key,
+            payload=row.payload.encode(),
+            headers=row.headers,
+            created_at=row.created_at,
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda message: message.seq)
+    return claimed
+
+
+async def mark_published(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+    if ids:
+        await conn.execute(
+            text("""
+                UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL
+                 WHERE id = ANY(:ids)
+            """),
+            {"ids": list(ids)},
+        )
+
+
+async def record_failure(
+    conn: AsyncConnection, message_id: UUID, error: str, *, park: bool
+) -> None:
+    """Remember why a publish failed; a parked row (and its key) waits for an operator."""
+    await conn.execute(
+        text("""
+            UPDATE outbox
+               SET last_error = :error,
+                   parked_at = CASE WHEN :park THEN clock_timestamp() END
+             WHERE id = :id
+        """),
+        {"id": message_id, "error": error[:2000], "park": park},
+    )
+
+
+async def prune_published(conn: AsyncConnection, retention: timedelta, batch: int) -> int:
+    """Delete up to `batch` rows published longer than `retention` ago."""
+    result = await conn.execute(
+        text("SELECT outbox_prune(:retention, :batch)"), {"retention": retention, "batch": batch}
+    )
+    return int(result.scalar_one())

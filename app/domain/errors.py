@@ -1,0 +1,65 @@
+"""One exception root for everything the domain refuses.
+
+Driver and framework errors are translated into these at one seam each
+(`app.db.errors`, `app.http.problems`); nothing above those seams sees a
+psycopg or Litestar exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class OrdersError(Exception):
+    """Root of every error this service raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class InvalidInput(OrdersError):
+    """The input breaks a rule; `errors` names each field and what is wrong with it."""
+
+    def __init__(self, errors: list[FieldError], detail: str = "The request is not valid.") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class OrderNotFound(OrdersError):
+    def __init__(self, order_id: object) -> None:
+        super().__init__(f"order {order_id} does not exist")
+        self.order_id = order_id
+
+
+class IllegalTransition(OrdersError):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"an order that is {current} cannot become {target}")
+        self.current = current
+        self.target = target
+
+
+@dataclass
+class IdempotencyError(OrdersError):
+    """Base for Idempotency-Key conflicts."""
+
+    key: str
+    message: str = field(default="")
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+class IdempotencyKeyInFlight(IdempotencyError):
+    """A request with this key is being processed right now."""
+
+
+class IdempotencyKeyReused(IdempotencyError):
+    """This key was used before with a different request."""
+
+
+class Unavailable(OrdersError):
+    """A dependency (the database) cannot be reached right now; retry later."""

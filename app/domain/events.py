@@ -1,0 +1,116 @@
+"""The events an order emits, as data.
+
+Their wire form (CloudEvents on Kafka) lives in app.events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+import msgspec
+
+from app.domain.order import Address, Item, MetadataValue, Order, OrderState
+from app.domain.status import Status
+
+
+class EventType(StrEnum):
+    CREATED = "order.created"
+    CONFIRMED = "order.confirmed"
+    SHIPPED = "order.shipped"
+    DELIVERED = "order.delivered"
+    CANCELLED = "order.cancelled"
+    FAILED = "order.failed"
+
+
+# Each status an order can move to is announced by exactly one event type.
+EVENT_FOR_STATUS: dict[Status, EventType] = {
+    Status.PENDING: EventType.CREATED,
+    Status.CONFIRMED: EventType.CONFIRMED,
+    Status.SHIPPED: EventType.SHIPPED,
+    Status.DELIVERED: EventType.DELIVERED,
+    Status.CANCELLED: EventType.CANCELLED,
+    Status.FAILED: EventType.FAILED,
+}
+STATUS_FOR_EVENT: dict[EventType, Status] = {
+    event: status for status, event in EVENT_FOR_STATUS.items()
+}
+
+
+class OrderCreated(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`order.created`: the whole order as it was committed."""
+
+    order_id: UUID
+    customer_id: UUID
+    email: str
+    status: Status
+    total_amount: Decimal
+    currency: str
+    items: list[Item]
+    metadata: dict[str, MetadataValue]
+    shipping_address: Address | None
+    billing_address: Address | None
+    version: int
+    created_at: datetime
+
+
+class OrderStatusChanged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`order.confirmed`, `.shipped`, `.delivered`, `.cancelled`, `.failed`."""
+
+    order_id: UUID
+    customer_id: UUID
+    status: Status
+    previous_status: Status
+    version: int
+    occurred_at: datetime
+    reason: str | None = None
+
+
+EventData = OrderCreated | OrderStatusChanged
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One event about one order, ready to be written to the outbox."""
+
+    id: UUID
+    type: EventType
+    order_id: UUID
+    customer_id: UUID
+    time: datetime
+    data: EventData
+
+
+def order_created(event_id: UUID, order: Order) -> Event:
+    data = OrderCreated(
+        order_id=order.id,
+        customer_id=order.customer_id,
+        email=order.email,
+        status=order.status,
+        total_amount=order.total_amount,
+        currency=order.currency,
+        items=order.items,
+        metadata=order.metadata,
+        shipping_address=order.shipping_address,
+        billing_address=order.billing_address,
+        version=order.version,
+        created_at=order.created_at,
+    )
+    return Event(event_id, EventType.CREATED, order.id, order.customer_id, order.created_at, data)
+
+
+def status_changed(
+    event_id: UUID, state: OrderState, previous: Status, reason: str | None
+) -> Event:
+    data = OrderStatusChanged(
+        order_id=state.id,
+        customer_id=state.customer_id,
+        status=state.status,
+        previous_status=previous,
+        version=state.version,
+        occurred_at=state.updated_at,
+        reason=reason,
+    )
+    event_type = EVENT_FOR_STATUS[state.status]
+    return Event(event_id, event_type, state.id, state.customer_id, state.updated_at, data)

@@ -1,0 +1,126 @@
+"""Orders and their parts, as a client submits them and as they are stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+from app.domain.errors import FieldError, InvalidInput
+from app.domain.money import CURRENCIES, MAX_PRICE, has_cents_at_most, line_total
+from app.domain.status import Status
+
+# The same rule the database enforces (domain `email_address`); keep them equal.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+Text = Annotated[str, Meta(min_length=1, max_length=200)]
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, Meta(max_length=500)] | int | float | bool | None
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=50)]
+
+
+class Address(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    street: Text
+    city: Annotated[str, Meta(min_length=1, max_length=100)]
+    state: Annotated[str, Meta(max_length=100)] = ""
+    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+    zip_code: Annotated[str, Meta(min_length=1, max_length=20)]
+
+
+class NewItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    product_id: UUID
+    name: Text
+    price: Annotated[
+        Decimal, Meta(description="Unit price: a JSON number, ≥ 0, at most 2 decimals")
+    ]
+    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+
+
+class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An order as a client submits it; the server owns id, status, totals and times."""
+
+    customer_id: UUID
+    email: Annotated[str, Meta(max_length=254, pattern=EMAIL_PATTERN)]
+    items: Annotated[list[NewItem], Meta(min_length=1)]
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+    metadata: Metadata = msgspec.field(default_factory=dict)
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+
+    @property
+    def total_amount(self) -> Decimal:
+        return sum((line_total(item.price, item.quantity) for item in self.items), Decimal("0.00"))
+
+
+def check_new_order(order: NewOrder, *, max_items: int) -> None:
+    """The rules a schema cannot say; raise InvalidInput listing every broken one."""
+    errors: list[FieldError] = []
+    if len(order.items) > max_items:
+        errors.append(FieldError("items", f"at most {max_items} items per order"))
+    if order.currency not in CURRENCIES:
+        errors.append(FieldError("currency", f"{order.currency} is not an ISO 4217 currency"))
+    for index, item in enumerate(order.items):
+        where = f"items[{index}].price"
+        if not item.price.is_finite() or item.price < 0:
+            errors.append(FieldError(where, "must be a number ≥ 0"))
+        elif item.price > MAX_PRICE:
+            errors.append(FieldError(where, f"must be at most {MAX_PRICE}"))
+        elif not has_cents_at_most(item.price):
+            errors.append(FieldError(where, "must have at most 2 decimals"))
+    if errors:
+        raise InvalidInput(errors)
+
+
+class Item(msgspec.Struct, frozen=True):
+    product_id: UUID
+    name: str
+    price: Decimal
+    quantity: int
+
+
+class Order(msgspec.Struct, frozen=True):
+    """An order as stored, with the fields the server owns."""
+
+    id: UUID
+    customer_id: UUID
+    email: str
+    status: Status
+    total_amount: Decimal
+    currency: str
+    items: list[Item]
+    metadata: dict[str, MetadataValue]
+    shipping_address: Address | None
+    billing_address: Address | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderState(msgspec.Struct, frozen=True):
+    """The part of an order a status change reads and writes."""
+
+    id: UUID
+    customer_id: UUID
+    status: Status
+    version: int
+    updated_at: datetime
+
+
+class Transition(msgspec.Struct, frozen=True):
+    """One entry of an order's status history."""
+
+    version: int
+    from_status: Status | None
+    to_status: Status
+    cause: str
+    cause_id: str | None
+    reason: str | None
+    changed_at: datetime

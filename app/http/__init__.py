@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar). Nothing outside this package imports it."""

@@ -1,0 +1,92 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import swagger_ui
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import config, logs
+from app.config import HttpSettings, Settings
+from app.db.engine import create_engine
+from app.http.controllers.health import HealthController
+from app.http.controllers.orders import OrderController
+from app.http.problems import problem_response
+from app.http.request_id import request_id_middleware
+from app.services.orders import Emitter
+
+SWAGGER_ASSETS = Path(swagger_ui.__file__).parent / "static"
+ASSETS_PATH = "/schema/assets"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or config.load()
+    state: dict[str, AsyncEngine] = {}
+
+    @asynccontextmanager
+    async def database(_: Litestar) -> AsyncIterator[None]:
+        state["engine"] = create_engine(settings.database, application_name="orders-api")
+        try:
+            yield
+        finally:
+            await state.pop("engine").dispose()
+
+    emitter = Emitter(source=settings.kafka.source, topic_for=settings.kafka.topic_for)
+
+    def engine() -> AsyncEngine:
+        return state["engine"]
+
+    def http_settings() -> HttpSettings:
+        return settings.http
+
+    def get_emitter() -> Emitter:
+        return emitter
+
+    return Litestar(
+        route_handlers=[
+            OrderController,
+            HealthController,
+            create_static_files_router(
+                path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
+            ),
+        ],
+        dependencies={
+            "engine": Provide(engine, sync_to_thread=False),
+            "http_settings": Provide(http_settings, sync_to_thread=False),
+            "emitter": Provide(get_emitter, sync_to_thread=False),
+        },
+        lifespan=[database],
+        middleware=[request_id_middleware],
+        exception_handlers={Exception: problem_response},
+        request_max_body_size=settings.http.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Orders",
+            version="1.0.0",
+            description="Orders API: create orders and follow them through their lifecycle.",
+            path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+                    css_url=f"{ASSETS_PATH}/swagger-ui.css",
+                    standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+                    path="/docs",
+                )
+            ],
+        ),
+        debug=False,
+    )
+
+
+def serve_app() -> Litestar:
+    """The factory granian calls in each worker process: settings, logging, app."""
+    settings = config.load()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)

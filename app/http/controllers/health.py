@@ -1,0 +1,38 @@
+"""Liveness and readiness. Kafka is not a readiness dependency: the outbox exists so
+the API keeps taking orders while Kafka is away."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Controller, get
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.domain.errors import Unavailable
+
+READY_TIMEOUT = 2.0
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]  # noqa: RUF012
+    include_in_schema = True
+
+    @get("/live", summary="The process is up")
+    async def live(self) -> Health:
+        return Health("ok")
+
+    @get("/ready", summary="The process can serve: the database answers")
+    async def ready(self, engine: AsyncEngine) -> Health:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise Unavailable("the database does not answer") from exc
+        return Health("ready")

@@ -1,0 +1,120 @@
+"""RFC 9457 problem details: the one table from exceptions to HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from app.domain.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidInput,
+    OrderNotFound,
+    Unavailable,
+)
+from app.http.wire import MalformedJson, encode
+
+log = logging.getLogger("app.http")
+
+MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 2
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class Kind(msgspec.Struct, frozen=True):
+    status: int
+    slug: str
+    title: str
+
+    @property
+    def type(self) -> str:
+        return f"urn:orders:problem:{self.slug}"
+
+
+# First match wins, so subclasses come before their bases.
+ERRORS: list[tuple[type[Exception], Kind]] = [
+    (MalformedJson, Kind(400, "malformed-json", "Malformed JSON")),
+    (InvalidInput, Kind(422, "validation-error", "Invalid request")),
+    (OrderNotFound, Kind(404, "order-not-found", "Order not found")),
+    (IllegalTransition, Kind(409, "illegal-transition", "Status change not allowed")),
+    (IdempotencyKeyInFlight, Kind(409, "idempotency-key-in-flight", "Request already in progress")),
+    (IdempotencyKeyReused, Kind(422, "idempotency-key-reused", "Idempotency-Key reused")),
+    (Unavailable, Kind(503, "unavailable", "Service unavailable")),
+]
+# Errors the framework raises before our code runs (routing, limits, parameters).
+HTTP_KINDS: dict[int, Kind] = {
+    400: Kind(400, "bad-request", "Bad request"),
+    404: Kind(404, "not-found", "Not found"),
+    405: Kind(405, "method-not-allowed", "Method not allowed"),
+    413: Kind(413, "payload-too-large", "Request body too large"),
+    415: Kind(415, "unsupported-media-type", "Unsupported media type"),
+}
+INTERNAL = Kind(500, "internal-error", "Internal server error")
+
+
+def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    kind, detail, errors = _classify(exc)
+    if kind.status >= 500:
+        log.error("request failed", exc_info=exc, extra={"path": request.url.path})
+    problem = Problem(
+        type=kind.type,
+        title=kind.title,
+        status=kind.status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        errors=errors,
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if kind.status == 503 else {}
+    if isinstance(exc, HTTPException) and exc.headers:
+        headers.update(exc.headers)
+    return Response(
+        encode(problem), status_code=kind.status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _classify(exc: Exception) -> tuple[Kind, str, list[FieldProblem] | None]:
+    for error_type, kind in ERRORS:
+        if isinstance(exc, error_type):
+            errors = (
+                [FieldProblem(e.field, e.message) for e in exc.errors]
+                if isinstance(exc, InvalidInput)
+                else None
+            )
+            return kind, str(exc), errors
+    if isinstance(exc, ValidationException):
+        return HTTP_KINDS[400], exc.detail, _parameter_errors(exc)
+    if isinstance(exc, HTTPException):
+        kind = HTTP_KINDS.get(exc.status_code, Kind(exc.status_code, "http-error", exc.detail))
+        return kind, exc.detail, None
+    return INTERNAL, "The server could not complete the request.", None
+
+
+def _parameter_errors(exc: ValidationException) -> list[FieldProblem] | None:
+    """Litestar reports bad query/path parameters as a list of {key, message}."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    found = [
+        FieldProblem(str(item.get("key", "")), str(item.get("message", "")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    return found or None

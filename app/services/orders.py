@@ -1,0 +1,98 @@
+"""The use cases: what the API and the consumer do to an order, each inside the
+caller's transaction, each writing its outbox event in that same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db import history, orders, outbox
+from app.domain.errors import OrderNotFound
+from app.domain.events import Event, EventType, order_created, status_changed
+from app.domain.order import NewOrder, Order, OrderState, Transition
+from app.domain.origin import Origin
+from app.domain.status import Status, check_transition
+from app.events.cloudevents import to_outbox
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """How our events leave: the CloudEvents source we sign them with, and their topics."""
+
+    source: str
+    topic_for: Callable[[EventType], str]
+
+    async def emit(self, conn: AsyncConnection, event: Event, origin: Origin) -> None:
+        message = to_outbox(
+            event, topic=self.topic_for(event.type), source=self.source, origin=origin
+        )
+        await outbox.enqueue(conn, message)
+
+
+async def create_order(
+    conn: AsyncConnection, new: NewOrder, *, emitter: Emitter, origin: Origin
+) -> Order:
+    """Write the order, its items, its first history entry and `order.created`."""
+    order = await orders.insert_order(conn, uuid4(), new)
+    entry = _entry(
+        version=order.version, before=None, after=order.status, origin=origin, when=order.created_at
+    )
+    await history.record_transition(conn, order.id, entry)
+    await emitter.emit(conn, order_created(uuid4(), order), origin)
+    return order
+
+
+async def apply_transition(
+    conn: AsyncConnection,
+    order_id: UUID,
+    target: Status,
+    *,
+    emitter: Emitter,
+    origin: Origin,
+    reason: str | None = None,
+) -> OrderState:
+    """Move an order to `target`, or raise OrderNotFound / IllegalTransition.
+
+    The order's row stays locked until commit, so concurrent changes to one
+    order apply one after the other, each seeing the status the last one left.
+    """
+    current = await orders.lock_order(conn, order_id)
+    if current is None:
+        raise OrderNotFound(order_id)
+    check_transition(current.status, target)
+    changed = await orders.set_status(conn, order_id, target)
+    entry = _entry(
+        version=changed.version,
+        before=current.status,
+        after=target,
+        origin=origin,
+        when=changed.updated_at,
+        reason=reason,
+    )
+    await history.record_transition(conn, order_id, entry)
+    await emitter.emit(conn, status_changed(uuid4(), changed, current.status, reason), origin)
+    return changed
+
+
+def _entry(
+    *,
+    version: int,
+    before: Status | None,
+    after: Status,
+    origin: Origin,
+    when: datetime,
+    reason: str | None = None,
+) -> Transition:
+    return Transition(
+        version=version,
+        from_status=before,
+        to_status=after,
+        cause=origin.cause,
+        cause_id=origin.cause_id,
+        reason=reason,
+        changed_at=when,
+    )

@@ -1,0 +1,1 @@
+"""The consumer: applies order events exactly once, using the processed-events table."""

@@ -1,0 +1,67 @@
+"""`python -m consumer`: apply order events until SIGTERM/SIGINT.
+`python -m consumer replay-dlq`: send dead letters back (see consumer/replay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from decimal import Decimal
+
+from app import config, logs
+from app.db.engine import create_engine
+from app.services.orders import Emitter
+from consumer import replay
+from consumer.handler import EventHandler
+from consumer.kafka_io import KafkaDeadLetters, KafkaEventSource
+from consumer.loop import ConsumerLoop
+
+log = logging.getLogger("consumer")
+
+
+async def serve(settings: config.Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    kafka = settings.kafka
+    engine = create_engine(settings.database, application_name="orders-consumer")
+    emitter = Emitter(source=kafka.source, topic_for=kafka.topic_for)
+    handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total))
+    source = KafkaEventSource(
+        kafka.brokers, kafka.group_id, kafka.consumed_topics,
+        session_timeout_ms=settings.consumer.session_timeout_ms,
+    )  # fmt: skip
+    dead_letters = KafkaDeadLetters(kafka.brokers, kafka.dlq_topic, kafka.group_id)
+    consumer = ConsumerLoop(
+        source,
+        dead_letters,
+        handler,
+        batch_size=settings.consumer.batch_size,
+        max_attempts=settings.consumer.max_attempts,
+        stop=stop,
+    )
+    log.info("consumer started", extra={"topics": kafka.consumed_topics, "group": kafka.group_id})
+    try:
+        await consumer.run()
+    finally:
+        await engine.dispose()
+    log.info("consumer stopped")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["replay-dlq"]:
+        return replay.main(argv[1:])
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"orders-consumer: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,230 @@
+"""The consumer's outside world: records in (with offsets we store ourselves) and
+dead letters out. Real implementations use confluent-kafka; the in-memory ones
+stand in for them in unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+import msgspec
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from app.events.codec import rfc3339
+
+log = logging.getLogger("consumer.kafka")
+
+DLQ_HEADER_PREFIX = "dlq_"
+
+
+class Record(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class EventSource(Protocol):
+    async def poll(self, max_records: int, timeout: float) -> list[Record]: ...
+
+    def done(self, record: Record) -> None:
+        """The record's effects are committed: its offset may be committed too."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
+        """Put `record` on the DLQ and return once Kafka has it (raise if it could not)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _client_id(role: str) -> str:
+    return f"orders-{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+class KafkaEventSource:
+    def __init__(
+        self, brokers: str, group_id: str, topics: Sequence[str], *, session_timeout_ms: int
+    ) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": brokers,
+                "group.id": group_id,
+                "client.id": _client_id("consumer"),
+                # Offsets are stored by us, only after the database commit; the
+                # client commits what is stored, every second and on close.
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": max(100, session_timeout_ms // 10),
+                "log_level": 3,
+            }
+        )
+        self._consumer.subscribe(
+            list(topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        messages = await asyncio.to_thread(self._consumer.consume, max_records, timeout)
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("kafka consumer error", extra={"error": error.str()})
+                continue
+            records.append(_record(message))
+        return records
+
+    def done(self, record: Record) -> None:
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(record.topic, record.partition, record.offset + 1)]
+            )
+        except KafkaException as exc:  # the partition was taken from us meanwhile
+            log.info("offset not stored", extra={"error": str(exc), "partition": record.partition})
+
+    def close(self) -> None:
+        self._consumer.close()  # commits the stored offsets, leaves the group
+
+    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": _describe(partitions)})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Everything polled so far is processed (the loop finishes a batch before
+        # polling again), so what is stored is exactly what is done: commit it.
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit on revoke failed", extra={"error": str(exc)})
+        log.info("partitions revoked", extra={"partitions": _describe(partitions)})
+
+    def _on_lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("partitions lost", extra={"partitions": _describe(partitions)})
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ",".join(f"{p.topic}[{p.partition}]" for p in partitions)
+
+
+def _record(message: Message) -> Record:
+    return Record(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        headers=header_pairs(message),
+    )
+
+
+def header_pairs(message: Message) -> list[tuple[str, bytes]]:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    ]
+
+
+def dead_letter_headers(
+    record: Record, reason: str, error: BaseException | None, group_id: str
+) -> list[tuple[str, str | bytes | None]]:
+    """The original headers plus why and where from: enough to understand and replay."""
+    extra = {
+        "dlq_reason": reason,
+        "dlq_exception": "".join(traceback.format_exception_only(error)).strip() if error else "",
+        "dlq_original_topic": record.topic,
+        "dlq_original_partition": str(record.partition),
+        "dlq_original_offset": str(record.offset),
+        "dlq_consumer_group": group_id,
+        "dlq_failed_at": rfc3339(datetime.now(UTC)),
+    }
+    kept: list[tuple[str, str | bytes | None]] = [
+        (name, value) for name, value in record.headers if not name.startswith(DLQ_HEADER_PREFIX)
+    ]
+    return kept + [(name, value[:4000]) for name, value in extra.items()]
+
+
+class KafkaDeadLetters:
+    def __init__(self, brokers: str, topic: str, group_id: str) -> None:
+        self._topic = topic
+        self._group_id = group_id
+        self._producer = Producer(
+            {
+                "bootstrap.servers": brokers,
+                "client.id": _client_id("dlq"),
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": 30_000,
+                "log_level": 3,
+            }
+        )
+
+    async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
+        outcome: list[KafkaError | None] = []
+        self._producer.produce(
+            self._topic,
+            record.value,
+            record.key,
+            headers=dead_letter_headers(record, reason, error, self._group_id),
+            on_delivery=lambda err, _: outcome.append(err),
+        )
+        while not outcome:
+            await asyncio.to_thread(self._producer.flush, 1.0)
+        if outcome[0] is not None:
+            raise KafkaException(outcome[0])
+
+    def close(self) -> None:
+        self._producer.flush(10)
+
+
+class InMemorySource:
+    """Records handed out in order; `done` remembers what would be committed."""
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self._pending = list(records)
+        self.committed: list[Record] = []
+        self.closed = False
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        batch, self._pending = self._pending[:max_records], self._pending[max_records:]
+        if not batch:
+            await asyncio.sleep(0)
+        return batch
+
+    def done(self, record: Record) -> None:
+        self.committed.append(record)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class InMemoryDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[tuple[Record, str, BaseException | None]] = []
+
+    async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
+        self.letters.append((record, reason, error))
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,157 @@
+"""The relay loop: claim a batch, publish it, mark what Kafka acknowledged, repeat.
+
+A batch is claimed, published and settled before the next is claimed, so at
+any moment at most one batch per relay is in flight, and shard hand-overs
+(between batches) never split a key across two relays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_not_exception_type,
+    wait_random_exponential,
+)
+
+from app.config import RelaySettings
+from app.db import outbox
+from app.db.outbox import ClaimedMessage
+from relay.leases import ShardLeases
+from relay.publisher import Delivery, FatalPublishError, Publisher
+from relay.wakeup import Wakeup
+
+log = logging.getLogger("relay")
+
+REBALANCE_EVERY = 2.0
+PRUNE_EVERY = 60.0
+PRUNE_BATCH = 1000
+PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
+
+
+@dataclass
+class Settled:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        publisher: Publisher,
+        wakeup: Wakeup | None,
+        settings: RelaySettings,
+        stop: asyncio.Event,
+    ) -> None:
+        self._engine = engine
+        self._publisher = publisher
+        self._wakeup = wakeup
+        self._settings = settings
+        self._stop = stop
+
+    async def run(self) -> None:
+        """Relay until stopped. Database trouble is waited out; a fatal Kafka error is raised."""
+        retrying = AsyncRetrying(
+            retry=retry_if_not_exception_type(FatalPublishError),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            stop=lambda _: self._stop.is_set(),
+            before_sleep=_log_retry,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._serve()
+        except RetryError:
+            log.info("relay stopped while waiting to retry")
+        finally:
+            if self._wakeup is not None:
+                await self._wakeup.close()
+
+    async def _serve(self) -> None:
+        # One session for leases, claims and marks: while it can claim, it still owns its shards.
+        async with self._engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            leases = ShardLeases(conn)
+            await leases.join()
+            log.info("relay started", extra={"slot": leases.slot, "shards": len(leases.owned)})
+            next_rebalance = next_prune = 0.0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_rebalance:
+                    await leases.rebalance()
+                    next_rebalance = now + REBALANCE_EVERY
+                if now >= next_prune:
+                    await self._prune(conn)
+                    next_prune = now + PRUNE_EVERY
+                settled = await self.relay_once(conn, sorted(leases.owned))
+                if settled.failed:
+                    await asyncio.sleep(self._settings.poll_interval)  # let the cause clear
+                elif settled.claimed < self._settings.batch_size:
+                    await self._idle()
+
+    async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
+        """Claim, publish and settle one batch of the given shards."""
+        if not shards:
+            return Settled()
+        batch = await outbox.claim_batch(conn, shards, self._settings.batch_size)
+        if not batch:
+            return Settled()
+        deliveries = await self._publisher.publish(batch, self._stop.is_set)
+        return await self._settle(conn, batch, deliveries)
+
+    async def _settle(
+        self, conn: AsyncConnection, batch: list[ClaimedMessage], deliveries: list[Delivery]
+    ) -> Settled:
+        delivered = [d.id for d in deliveries if d.error is None]
+        failures = [d for d in deliveries if d.error is not None]
+        await outbox.mark_published(conn, delivered)
+        for failure in failures:
+            await outbox.record_failure(
+                conn, failure.id, failure.error or "", park=failure.permanent
+            )
+            log.error(
+                "publish failed",
+                extra={
+                    "outbox_id": str(failure.id),
+                    "error": failure.error,
+                    "parked": failure.permanent,
+                },
+            )
+        return Settled(claimed=len(batch), published=len(delivered), failed=len(failures))
+
+    async def _idle(self) -> None:
+        timeout = self._settings.poll_interval
+        if self._wakeup is not None:
+            await self._wakeup.wait(timeout)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout)
+
+    async def _prune(self, conn: AsyncConnection) -> None:
+        retention = self._settings.retention
+        total = 0
+        for _ in range(PRUNE_ROUNDS):
+            pruned = await outbox.prune_published(conn, retention, PRUNE_BATCH)
+            total += pruned
+            if pruned < PRUNE_BATCH or self._stop.is_set():
+                break
+        if total:
+            log.info("pruned published outbox rows", extra={"rows": total})
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "relay interrupted; retrying", extra={"error": repr(error), "attempt": state.attempt_number}
+    )

@@ -1,0 +1,162 @@
+"""The relay's outside world: something that publishes messages and reports each delivery.
+
+`KafkaPublisher` is the real one (confluent-kafka, idempotent, acks=all);
+`InMemoryPublisher` stands in for it in unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from app.db.outbox import ClaimedMessage
+
+log = logging.getLogger("relay.publisher")
+
+TOPIC_CACHE_SECONDS = 30.0
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """What became of one message: delivered (error is None), or why not."""
+
+    id: UUID
+    error: str | None = None
+    permanent: bool = False  # retrying cannot help: park the row for an operator
+
+
+class FatalPublishError(Exception):
+    """The producer cannot continue (e.g. its idempotence state is broken): restart."""
+
+
+class Publisher(Protocol):
+    async def publish(
+        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
+    ) -> list[Delivery]:
+        """Publish in order; return a Delivery for each message whose fate is known.
+
+        Messages still in flight when `should_stop()` turns true are left out:
+        their rows stay unpublished and go out again later.
+        """
+        ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+def producer_config(brokers: str, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": brokers,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        # Never give up on a message: a timed-out message could let a later one
+        # of the same key overtake it. The relay waits, and can be stopped.
+        "message.timeout.ms": 0,
+        "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "partitioner": "murmur2_random",  # the Java client's: same key, same partition
+        "log_level": 3,
+    }
+
+
+class KafkaPublisher:
+    def __init__(self, config: dict[str, Any], *, wait_step: float = 0.5) -> None:
+        self._fatal: KafkaError | None = None
+        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._wait_step = wait_step
+        self._topics: set[str] = set()
+        self._topics_checked = 0.0
+
+    async def publish(
+        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
+    ) -> list[Delivery]:
+        results: dict[UUID, Delivery] = {}
+        stopped_keys: set[str] = set()  # a refused message holds back the rest of its key
+        for message in messages:
+            if message.key in stopped_keys:
+                continue
+            if not await self._topic_exists(message.topic):
+                results[message.id] = Delivery(
+                    message.id, f"topic {message.topic!r} does not exist", True
+                )
+            else:
+                self._produce(message, results)
+            if message.id in results and results[message.id].error:
+                stopped_keys.add(message.key)
+        expected = sum(1 for m in messages if m.key not in stopped_keys or m.id in results)
+        while len(results) < expected:
+            await asyncio.to_thread(self._producer.flush, self._wait_step)
+            if self._fatal is not None:
+                raise FatalPublishError(self._fatal.str())
+            if should_stop() and len(results) < expected:
+                self._producer.purge(in_queue=True, in_flight=False)
+                break
+        return [results[m.id] for m in messages if m.id in results]
+
+    def close(self, timeout: float) -> None:
+        self._producer.flush(timeout)
+
+    def _produce(self, message: ClaimedMessage, results: dict[UUID, Delivery]) -> None:
+        def report(error: KafkaError | None, _: Message) -> None:
+            if error is None:
+                results[message.id] = Delivery(message.id)
+            elif error.code() != KafkaError._PURGE_QUEUE:
+                results[message.id] = Delivery(message.id, error.str(), not error.retriable())
+
+        headers: list[tuple[str, str | bytes | None]] = list(message.headers.items())
+        while True:
+            try:
+                self._producer.produce(
+                    message.topic,
+                    message.payload,
+                    message.key.encode(),
+                    headers=headers,
+                    on_delivery=report,
+                )
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self._producer.poll(0.1)
+            except KafkaException as exc:  # rejected before sending, e.g. too large
+                results[message.id] = Delivery(message.id, str(exc.args[0]), True)
+                return
+
+    async def _topic_exists(self, topic: str) -> bool:
+        stale = time.monotonic() - self._topics_checked > TOPIC_CACHE_SECONDS
+        if topic not in self._topics or stale:
+            metadata = await asyncio.to_thread(self._producer.list_topics, None, 10)
+            self._topics = set(metadata.topics)
+            self._topics_checked = time.monotonic()
+        return topic in self._topics
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+        log.warning("kafka producer error", extra={"error": error.str(), "fatal": error.fatal()})
+
+
+class InMemoryPublisher:
+    """A publisher for unit tests: keeps what it was given; can be told to refuse messages."""
+
+    def __init__(self) -> None:
+        self.sent: list[ClaimedMessage] = []
+        self.refuse: dict[UUID, Delivery] = {}
+
+    async def publish(
+        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
+    ) -> list[Delivery]:
+        deliveries = []
+        for message in messages:
+            refusal = self.refuse.get(message.id)
+            if refusal is None:
+                self.sent.append(message)
+            deliveries.append(refusal or Delivery(message.id))
+        return deliveries
+
+    def close(self, timeout: float) -> None:
+        return None

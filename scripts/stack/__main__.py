@@ -1,0 +1,110 @@
+"""`python -m scripts.stack dev` runs the whole pipeline on loopback (what `make dev` calls).
+
+Other commands: `infra` (only PostgreSQL and Kafka, until Ctrl-C), `fetch`
+(resolve the Kafka jars now, e.g. in CI before the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from scripts.stack import infra
+from scripts.stack.kafka import fetch_jars
+from scripts.stack.paths import free_port, port_is_free
+from scripts.stack.processes import ManagedProcess, migrate
+
+SEED_CURL = """\
+curl -sS -X POST http://localhost:{port}/api/v1/orders \\
+  -H "Content-Type: application/json" \\
+  -H "X-Request-ID: 550e8400-e29b-41d4-a716-446655440000" \\
+  -d '{{"customer_id": "123e4567-e89b-12d3-a456-426614174000",
+       "email": "customer@example.com",
+       "items": [{{"product_id": "456e7890-e89b-12d3-a456-426614174001",
+                  "name": "Test Product", "price": 49.99, "quantity": 3}}],
+       "currency": "USD", "metadata": {{"source": "web"}},
+       "shipping_address": {{"street": "Main St, 1", "city": "Minsk", "state": "MI",
+                            "country": "BY", "zip_code": "220030"}},
+       "billing_address": {{"street": "Main St, 1", "city": "Minsk", "state": "MI",
+                           "country": "BY", "zip_code": "220030"}}}}'
+"""
+
+
+def _wait_for_ctrl_c(children: list[ManagedProcess]) -> None:
+    """Block until SIGINT/SIGTERM, or until a child dies on its own."""
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    while not done.wait(0.5):
+        crashed = [child for child in children if child.returncode is not None]
+        if crashed:
+            print(
+                f"[stack] {crashed[0].name} exited with {crashed[0].returncode}; stopping",
+                file=sys.stderr,
+            )
+            return
+
+
+def dev() -> int:
+    http_port = 8080 if port_is_free(8080) else free_port()
+    with infra.running(
+        "dev", preferred_ports={"postgres": 5432, "kafka": 9092, "controller": 9093}
+    ) as found:
+        env = {
+            **found.env(),
+            "HTTP_PORT": str(http_port),
+            "LOG_FORMAT": "console",
+            "RELAY_METRICS_PORT": str(free_port()),
+            "CONSUMER_METRICS_PORT": str(free_port()),
+        }
+        print("[stack] migrating the database", file=sys.stderr, flush=True)
+        migrate(env)
+        children = [
+            ManagedProcess.service(name, env, sink=sys.stdout, colour=sys.stdout.isatty())
+            for name in ("api", "relay", "consumer")
+        ]
+        for child in children:
+            child.start()
+        print(
+            f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"
+            f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"
+            f"Create an order:\n\n{SEED_CURL.format(port=http_port)}\n"
+            f"Then: curl -sS http://localhost:{http_port}/api/v1/orders/<id>\n"
+            "(Ctrl-C stops everything)\n",
+            flush=True,
+        )
+        try:
+            _wait_for_ctrl_c(children)
+        finally:
+            print("\n[stack] stopping api, relay, consumer", file=sys.stderr, flush=True)
+            for child in reversed(children):
+                child.stop()
+    return 0
+
+
+def only_infra() -> int:
+    with infra.running(
+        "dev", preferred_ports={"postgres": 5432, "kafka": 9092, "controller": 9093}
+    ) as found:
+        for key, value in found.env().items():
+            print(f"export {key}={value}", flush=True)
+        _wait_for_ctrl_c([])
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.stack", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("command", choices=["dev", "infra", "fetch"])
+    command = parser.parse_args().command
+    if command == "fetch":
+        print(fetch_jars())
+        return 0
+    return dev() if command == "dev" else only_infra()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

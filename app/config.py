@@ -149,6 +149,11 @@ def _database_url(env: _Env) -> str:
         port = env.integer("DB_PORT", 5432, low=1, high=65535)
         name = env.text("DB_NAME", "orders")
         url = f"postgresql://{auth}@{host}:{port}/{name}?sslmode={ssl_mode}"
+    return sqlalchemy_url(url)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A postgres:// or postgresql:// URL, made explicit about its driver (psycopg 3)."""
     if not re.match(r"^postgres(ql)?(\+psycopg)?://", url):
         raise ConfigError("DATABASE_URL must start with postgresql:// (got another scheme)")
     return re.sub(r"^postgres(ql)?(\+psycopg)?://", "postgresql+psycopg://", url)

@@ -79,8 +79,10 @@ class Relay:
                 await self._wakeup.close()
 
     async def _serve(self) -> None:
-        # One session for leases, claims and marks: while it can claim, it still owns its shards.
-        async with self._engine.connect() as raw:
+        # One session for leases, claims and marks: while it can claim, it still owns its
+        # shards. It is never returned to a pool: its advisory locks must end with it.
+        raw = await self._engine.connect()
+        try:
             conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
             leases = ShardLeases(conn)
             await leases.join()
@@ -99,6 +101,9 @@ class Relay:
                     await asyncio.sleep(self._settings.poll_interval)  # let the cause clear
                 elif settled.claimed < self._settings.batch_size:
                     await self._idle()
+        finally:
+            await raw.invalidate()
+            await raw.close()
 
     async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
         """Claim, publish and settle one batch of the given shards."""

@@ -10,11 +10,13 @@ import argparse
 import signal
 import sys
 import threading
+import urllib.request
 
 from scripts.stack import infra
 from scripts.stack.kafka import fetch_jars
 from scripts.stack.paths import free_port, port_is_free
 from scripts.stack.processes import ManagedProcess, migrate
+from scripts.stack.waiting import wait_for
 
 SEED_CURL = """\
 curl -sS -X POST http://localhost:{port}/api/v1/orders \\
@@ -47,6 +49,13 @@ def _wait_for_ctrl_c(children: list[ManagedProcess]) -> None:
             return
 
 
+def _ready(port: int, children: list[ManagedProcess]) -> bool:
+    if any(child.returncode is not None for child in children):
+        raise RuntimeError("a process exited during start-up; see its output above")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as response:
+        return bool(response.status == 200)
+
+
 def dev() -> int:
     http_port = 8080 if port_is_free(8080) else free_port()
     with infra.running(
@@ -67,6 +76,11 @@ def dev() -> int:
         ]
         for child in children:
             child.start()
+        wait_for(
+            lambda: _ready(http_port, children),
+            timeout=60,
+            what="the API to answer /health/ready",
+        )
         print(
             f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"
             f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"

@@ -130,5 +130,6 @@ class ManagedProcess:
                     self.sink.write(f"{label} {line}")
                     self.sink.flush()
         finally:
+            self._process.stdout.close()
             if log:
                 log.close()

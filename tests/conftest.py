@@ -1,0 +1,78 @@
+"""Session-wide servers (real PostgreSQL, real Kafka) and per-test databases and topics.
+
+Each test gets its own database, copied from a template migrated once per
+session (`CREATE DATABASE … TEMPLATE`), and e2e tests get their own topics, so
+tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import DatabaseSettings, sqlalchemy_url
+from app.db.engine import create_engine
+from tests.support.pipeline import Pipeline, Topics, pipeline
+from tests.support.servers import (
+    KafkaServer,
+    PostgresServer,
+    copied_database,
+    create_template,
+    kafka_server,
+    postgres_server,
+)
+
+SESSION = f"test-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server(SESSION) as server:
+        create_template(server)
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> Iterator[str]:
+    with copied_database(postgres, f"t_{uuid.uuid4().hex[:16]}") as url:
+        yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    settings = DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=5, connect_timeout=5)
+    engine = create_engine(settings, application_name="orders-tests")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaServer]:
+    with kafka_server(SESSION) as server:
+        yield server
+
+
+@pytest.fixture
+def topics(kafka: KafkaServer) -> Topics:
+    name = f"orders-{uuid.uuid4().hex[:10]}"
+    found = Topics(orders=name, dlq=f"{name}.dlq")
+    kafka.create_topics({found.orders: 6, found.dlq: 1})
+    return found
+
+
+@pytest.fixture
+def running_pipeline(
+    database_url: str, kafka: KafkaServer, topics: Topics, tmp_path: Path
+) -> Iterator[Pipeline]:
+    with pipeline(database_url, kafka.brokers, topics, tmp_path / "logs") as running:
+        yield running

@@ -1,0 +1,166 @@
+"""The three real processes (api, relay, consumer) for a test, with their logs in files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scripts.stack.paths import free_port
+from scripts.stack.processes import ManagedProcess
+from scripts.stack.waiting import wait_for
+
+SEED_ORDER: dict[str, Any] = {
+    "customer_id": "123e4567-e89b-12d3-a456-426614174000",
+    "email": "customer@example.com",
+    "items": [
+        {
+            "product_id": "456e7890-e89b-12d3-a456-426614174001",
+            "name": "Test Product",
+            "price": 49.99,
+            "quantity": 3,
+        }
+    ],
+    "currency": "USD",
+    "metadata": {"source": "web"},
+    "shipping_address": {
+        "street": "Main St, 1",
+        "city": "Minsk",
+        "state": "MI",
+        "country": "BY",
+        "zip_code": "220030",
+    },
+    "billing_address": {
+        "street": "Main St, 1",
+        "city": "Minsk",
+        "state": "MI",
+        "country": "BY",
+        "zip_code": "220030",
+    },
+}
+
+
+@dataclass
+class Topics:
+    orders: str
+    dlq: str
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, list[ManagedProcess]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
+
+    def client(self, timeout: float = 10) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=timeout)
+
+    def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+        index = len(self.processes.setdefault(name, []))
+        process = ManagedProcess.service(
+            name, {**self.env, **(extra_env or {})}, log_path=self.log_dir / f"{name}-{index}.log"
+        )
+        process.start()
+        self.processes[name].append(process)
+        if name == "api":
+            wait_for(self._api_ready, timeout=30, what="the API to be ready")
+        else:
+            wait_for(
+                lambda: self._logged(process, f"{name} started"),
+                timeout=30,
+                what=f"{name} to start",
+            )
+        return process
+
+    def running(self, name: str) -> list[ManagedProcess]:
+        return [p for p in self.processes.get(name, []) if p.returncode is None]
+
+    def stop_all(self) -> dict[str, int | None]:
+        """SIGTERM everything still running; return each process's exit code."""
+        codes = {}
+        for name, group in self.processes.items():
+            for index, process in enumerate(group):
+                if process.returncode is None:
+                    codes[f"{name}-{index}"] = process.stop(timeout=30)
+        return codes
+
+    def order_status(self, order_id: str) -> str:
+        with self.client() as client:
+            response = client.get(f"/api/v1/orders/{order_id}")
+            response.raise_for_status()
+            return str(response.json()["order"]["status"])
+
+    def wait_for_status(self, order_id: str, status: str, timeout: float = 30) -> None:
+        wait_for(
+            lambda: self.order_status(order_id) == status,
+            timeout=timeout,
+            what=f"order {order_id} to be {status}",
+        )
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        lines = []
+        for path in sorted(self.log_dir.glob(f"{name}-*.log")):
+            for line in path.read_text().splitlines():
+                if line.startswith("{"):
+                    lines.append(json.loads(line))
+        return lines
+
+    def _logged(self, process: ManagedProcess, message: str) -> bool:
+        if process.returncode is not None:
+            raise RuntimeError(
+                f"{process.name} exited with {process.returncode}: see {self.log_dir}"
+            )
+        assert process.log_path is not None
+        text = process.log_path.read_text() if process.log_path.exists() else ""
+        return f'"message":"{message}"' in text
+
+    def _api_ready(self) -> bool:
+        api = self.processes["api"][-1]
+        if api.returncode is not None:
+            raise RuntimeError(f"api exited with {api.returncode}: see {self.log_dir}")
+        with self.client(timeout=2) as client:
+            return client.get("/health/ready").status_code == 200
+
+
+@contextmanager
+def pipeline(
+    database_url: str,
+    brokers: str,
+    topics: Topics,
+    log_dir: Path,
+    *,
+    start: tuple[str, ...] = ("api", "relay", "consumer"),
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    env = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BROKERS": brokers,
+        "KAFKA_TOPIC": topics.orders,
+        "KAFKA_DLQ_TOPIC": topics.dlq,
+        "KAFKA_GROUP_ID": f"group-{topics.orders}",
+        "HTTP_PORT": str(free_port()),
+        "RELAY_METRICS_PORT": "0",
+        "CONSUMER_METRICS_PORT": "0",
+        "RELAY_POLL_INTERVAL": "0.2",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "info",
+        **(extra_env or {}),
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running = Pipeline(env, log_dir)
+    try:
+        for name in start:
+            running.start(name)
+        yield running
+    finally:
+        running.stop_all()

@@ -1,0 +1,115 @@
+"""The PostgreSQL and Kafka servers a test session uses: given by the environment, or
+started privately (the same code `make dev` uses) and stopped when the session ends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+
+from scripts.stack.kafka import LocalKafka, create_topics
+from scripts.stack.paths import REPO, free_port, state_dir
+from scripts.stack.postgres import LocalPostgres
+
+TEMPLATE = "orders_template"
+
+
+@dataclass
+class PostgresServer:
+    """A server we may create databases on. `url(name)` points at database `name`."""
+
+    base_url: str  # any database on the server; we swap the database name
+    local: LocalPostgres | None = None
+
+    def url(self, database: str) -> str:
+        prefix, _, rest = self.base_url.rpartition("/")
+        query = rest.partition("?")[2]
+        return f"{prefix}/{database}" + (f"?{query}" if query else "")
+
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url("postgres"), autocommit=True)
+
+
+@contextmanager
+def postgres_server(name: str) -> Iterator[PostgresServer]:
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield PostgresServer(given.replace("+psycopg", ""))
+        return
+    root = state_dir(name)
+    server = LocalPostgres(
+        root / "postgres", free_port(), fsync=False, settings={"max_connections": "300"}
+    )
+    server.start()
+    try:
+        yield PostgresServer(server.url(), server)
+    finally:
+        server.stop()
+        shutil.rmtree(root / "postgres", ignore_errors=True)
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    config = Config(str(REPO / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    config = Config(str(REPO / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, revision)
+
+
+def create_template(server: PostgresServer) -> str:
+    """A migrated database that test databases are copied from (one migration per session)."""
+    with server.admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    migrate(server.url(TEMPLATE))
+    return TEMPLATE
+
+
+@contextmanager
+def copied_database(server: PostgresServer, name: str) -> Iterator[str]:
+    with server.admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    try:
+        yield server.url(name)
+    finally:
+        with server.admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass
+class KafkaServer:
+    brokers: str
+    local: LocalKafka | None = None
+
+    def create_topics(self, partitions: dict[str, int]) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        create_topics(AdminClient({"bootstrap.servers": self.brokers}), partitions)
+
+
+@contextmanager
+def kafka_server(name: str) -> Iterator[KafkaServer]:
+    given = os.environ.get("KAFKA_BROKERS")
+    if given:
+        yield KafkaServer(given)
+        return
+    root = state_dir(name, "kafka")
+    shutil.rmtree(root)
+    root.mkdir()
+    server = LocalKafka(root, free_port(), free_port())
+    server.start()
+    try:
+        yield KafkaServer(server.bootstrap, server)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

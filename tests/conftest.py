@@ -48,6 +48,22 @@ def database_url(postgres: PostgresServer) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def module_database_url(postgres: PostgresServer) -> Iterator[str]:
+    """One database for a module whose tests share a running process."""
+    with copied_database(postgres, f"m_{uuid.uuid4().hex[:16]}") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The real API process over real HTTP, without relay and consumer (events stay in the outbox)."""
+    topics = Topics(orders="orders", dlq="orders.dlq")  # named in outbox rows only; never published
+    log_dir = tmp_path_factory.mktemp("api-logs")
+    with pipeline(module_database_url, "127.0.0.1:9", topics, log_dir, start=("api",)) as running:
+        yield running
+
+
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     settings = DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=5, connect_timeout=5)

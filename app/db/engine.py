@@ -8,10 +8,12 @@ from decimal import Decimal
 
 import msgspec
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.config import DatabaseSettings
 from app.db.errors import translate
+from app.domain.errors import Unavailable
 
 _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -45,6 +47,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
     except DBAPIError as exc:
         raise translate(exc) from exc
+    except (PoolTimeout, OSError) as exc:  # no connection to be had in time, or none at all
+        raise Unavailable("the database is unavailable") from exc
 
 
 def libpq_url(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,10 +23,12 @@ from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
 from app.http.problems import problem_response
 from app.http.request_id import request_id_middleware
+from app.services.idempotency import prune_expired_keys
 from app.services.orders import Emitter
 
 SWAGGER_ASSETS = Path(swagger_ui.__file__).parent / "static"
 ASSETS_PATH = "/schema/assets"
+PRUNE_KEYS_EVERY = 60.0
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -33,10 +37,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
-        state["engine"] = create_engine(settings.database, application_name="orders-api")
+        engine = state["engine"] = create_engine(settings.database, application_name="orders-api")
+        pruning = asyncio.create_task(prune_expired_keys(engine, every=PRUNE_KEYS_EVERY))
         try:
             yield
         finally:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             await state.pop("engine").dispose()
 
     emitter = Emitter(source=settings.kafka.source, topic_for=settings.kafka.topic_for)
@@ -78,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     css_url=f"{ASSETS_PATH}/swagger-ui.css",
                     standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
                     path="/docs",
+                    favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
                 )
             ],
         ),

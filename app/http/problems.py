@@ -17,7 +17,7 @@ from app.domain.errors import (
     OrderNotFound,
     Unavailable,
 )
-from app.http.wire import MalformedJson, encode
+from app.http.wire import MalformedJson, UnsupportedMediaType, encode
 
 log = logging.getLogger("app.http")
 
@@ -51,9 +51,11 @@ class Kind(msgspec.Struct, frozen=True):
 
 
 # First match wins, so subclasses come before their bases.
+VALIDATION = Kind(422, "validation-error", "Invalid request")
 ERRORS: list[tuple[type[Exception], Kind]] = [
     (MalformedJson, Kind(400, "malformed-json", "Malformed JSON")),
-    (InvalidInput, Kind(422, "validation-error", "Invalid request")),
+    (UnsupportedMediaType, Kind(415, "unsupported-media-type", "Unsupported media type")),
+    (InvalidInput, VALIDATION),
     (OrderNotFound, Kind(404, "order-not-found", "Order not found")),
     (IllegalTransition, Kind(409, "illegal-transition", "Status change not allowed")),
     (IdempotencyKeyInFlight, Kind(409, "idempotency-key-in-flight", "Request already in progress")),
@@ -102,11 +104,20 @@ def _classify(exc: Exception) -> tuple[Kind, str, list[FieldProblem] | None]:
             )
             return kind, str(exc), errors
     if isinstance(exc, ValidationException):
-        return HTTP_KINDS[400], exc.detail, _parameter_errors(exc)
+        errors = _parameter_errors(exc)
+        # A body of the wrong shape is a validation error (422) wherever it is decoded;
+        # a bad parameter or header is a bad request (400).
+        kind = VALIDATION if _about_body(exc) else HTTP_KINDS[400]
+        return kind, "The request is not valid." if kind is VALIDATION else exc.detail, errors
     if isinstance(exc, HTTPException):
         kind = HTTP_KINDS.get(exc.status_code, Kind(exc.status_code, "http-error", exc.detail))
         return kind, exc.detail, None
     return INTERNAL, "The server could not complete the request.", None
+
+
+def _about_body(exc: ValidationException) -> bool:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    return any(isinstance(item, dict) and item.get("source") == "body" for item in extra)
 
 
 def _parameter_errors(exc: ValidationException) -> list[FieldProblem] | None:

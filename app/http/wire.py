@@ -24,6 +24,15 @@ class MalformedJson(Exception):
     """The body is not JSON at all (HTTP 400, where a wrong shape is 422)."""
 
 
+class UnsupportedMediaType(Exception):
+    """A body was sent, but not as JSON (HTTP 415)."""
+
+
+def is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 class _PriceProbe(msgspec.Struct):
     price: msgspec.Raw
 

@@ -7,6 +7,7 @@ the process with one line naming the variable (`ConfigError`).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -213,6 +214,8 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number (got {raw!r})") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number (got {raw!r})")
         self._check_range(name, value, low, None)
         return value
 
@@ -224,7 +227,7 @@ class _Env:
 
     def topic(self, name: str, default: str) -> str:
         value = self.text(name, default)
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value):
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value) or value in {".", ".."}:
             raise ConfigError(f"{name} is not a valid Kafka topic name (got {value!r})")
         return value
 

@@ -12,6 +12,7 @@ from sqlalchemy import RowMapping, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import order_items, orders
+from app.domain.money import CENT
 from app.domain.order import Address, Item, NewOrder, Order, OrderState
 from app.domain.status import Status
 
@@ -55,8 +56,9 @@ async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> 
             .returning(orders)
         )
     ).one()
+    # Stored with two decimals, so 49 and 49.00 read back (and are announced) the same.
     items = [
-        Item(product_id=item.product_id, name=item.name, price=item.price, quantity=item.quantity)
+        Item(item.product_id, item.name, item.price.quantize(CENT), item.quantity)
         for item in new.items
     ]
     await conn.execute(

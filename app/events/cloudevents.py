@@ -73,7 +73,7 @@ class _Envelope(msgspec.Struct, frozen=True):
     source: str
     type: str
     subject: str | None = None
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw(b"null")  # kept undecoded until we know the type
     correlationid: str | None = None
     traceparent: str | None = None
 
@@ -119,7 +119,7 @@ def _structured(value: bytes | None, attributes: dict[str, str]) -> IncomingEven
         source=envelope.source,
         type=envelope.type,
         subject=envelope.subject,
-        data=_decode_json(bytes(envelope.data)) if envelope.data is not None else None,
+        data=_decode_json(bytes(envelope.data)),
         correlation_id=envelope.correlationid or attributes.get(CORRELATION_HEADER),
         traceparent=envelope.traceparent or attributes.get("traceparent"),
     )

@@ -47,7 +47,7 @@ _PATTERN_HINTS = {
     "currency": "must be a 3-letter ISO 4217 currency code, like USD",
     "country": "must be a 2-letter ISO 3166 country code, like BY",
 }
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_AT = re.compile(r" - at (?:`key` in )?`\$(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"^Object (missing required|contains unknown) field `(?P<name>[^`]+)`")
 
 
@@ -55,7 +55,15 @@ def decode(body: bytes, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
+        _raise_if_malformed(body)  # decoding stops at the first error, which may come first
         raise InvalidInput([field_error(str(exc))]) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+
+
+def _raise_if_malformed(body: bytes) -> None:
+    try:
+        msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
 

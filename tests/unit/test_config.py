@@ -1,0 +1,147 @@
+"""Settings: the seed's variable names, sane defaults, one clear line for a bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, load
+from app.domain.events import EventType
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load({}, env_file=None)
+    assert settings.database.url == (
+        "postgresql+psycopg://postgres@localhost:5432/orders?sslmode=disable"
+    )
+    assert settings.kafka.brokers == "localhost:9092"
+    assert (settings.kafka.topic, settings.kafka.dlq_topic) == ("orders", "orders.dlq")
+    assert settings.kafka.group_id == "order-service"
+    assert settings.http.port == 8080
+    assert settings.log_level == "info"
+
+
+def test_seed_variables_are_read() -> None:
+    settings = load(
+        {
+            "KAFKA_BROKERS": "k1:9092,k2:9092",
+            "KAFKA_TOPIC": "shop-orders",
+            "KAFKA_GROUP_ID": "shop",
+            "HTTP_PORT": "9000",
+            "LOG_LEVEL": "DEBUG",
+        },
+        env_file=None,
+    )
+    assert settings.kafka.brokers == "k1:9092,k2:9092"
+    assert (settings.kafka.topic, settings.kafka.dlq_topic) == ("shop-orders", "shop-orders.dlq")
+    assert settings.kafka.group_id == "shop"
+    assert settings.http.port == 9000
+    assert settings.log_level == "debug"
+
+
+def test_db_variables_are_assembled_into_a_psycopg_url_with_escaped_password() -> None:
+    environ = {
+        "DB_HOST": "db.internal",
+        "DB_PORT": "6543",
+        "DB_NAME": "shop",
+        "DB_USER": "app",
+        "DB_PASSWORD": "p@ss:w/rd?",
+        "DB_SSL_MODE": "require",
+    }
+    assert load(environ, env_file=None).database.url == (
+        "postgresql+psycopg://app:p%40ss%3Aw%2Frd%3F@db.internal:6543/shop?sslmode=require"
+    )
+
+
+def test_database_url_wins_over_db_variables() -> None:
+    environ = {"DATABASE_URL": "postgresql://u:p@elsewhere:5433/db", "DB_HOST": "ignored"}
+    assert load(environ, env_file=None).database.url == (
+        "postgresql+psycopg://u:p@elsewhere:5433/db"
+    )
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+def test_database_url_gets_the_psycopg_driver(scheme: str) -> None:
+    url = load({"DATABASE_URL": f"{scheme}://u@h/db"}, env_file=None).database.url
+    assert url == "postgresql+psycopg://u@h/db"
+
+
+def test_order_created_can_be_routed_to_the_seed_topic() -> None:
+    kafka = load({"KAFKA_TOPIC_ORDER_CREATED": "kafka.orders.created"}, env_file=None).kafka
+    assert kafka.topic_for(EventType.CREATED) == "kafka.orders.created"
+    assert kafka.topic_for(EventType.CONFIRMED) == "orders"
+    assert kafka.consumed_topics == ["kafka.orders.created", "orders"]
+
+
+def test_without_routes_everything_goes_to_the_main_topic() -> None:
+    kafka = load({"KAFKA_TOPIC": "shop"}, env_file=None).kafka
+    assert {kafka.topic_for(event_type) for event_type in EventType} == {"shop"}
+    assert kafka.consumed_topics == ["shop"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HTTP_PORT", "abc"),
+        ("HTTP_PORT", "70000"),
+        ("HTTP_PORT", "0"),
+        ("DB_PORT", "-1"),
+        ("LOG_LEVEL", "loud"),
+        ("DB_SSL_MODE", "maybe"),
+        ("KAFKA_TOPIC", "bad topic"),
+        ("KAFKA_TOPIC_ORDER_CREATED", "bad/topic"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DATABASE_URL", "postgresql+asyncpg://u@h/db"),
+        ("RELAY_POLL_INTERVAL", "soon"),
+        ("CONSUMER_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_bad_value_stops_with_one_line_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load({name: value}, env_file=None)
+    message = str(error.value)
+    assert name in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_ttl_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="IDEMPOTENCY_TTL_HOURS"):
+        load({"IDEMPOTENCY_TTL_HOURS": value}, env_file=None)
+
+
+def test_nan_poll_interval_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="RELAY_POLL_INTERVAL"):
+        load({"RELAY_POLL_INTERVAL": "nan"}, env_file=None)
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+def test_dot_topic_names_kafka_refuses_are_config_errors(value: str) -> None:
+    with pytest.raises(ConfigError, match="KAFKA_TOPIC"):
+        load({"KAFKA_TOPIC": value}, env_file=None)
+
+
+def test_database_url_is_not_checked_against_db_ssl_mode() -> None:
+    environ = {"DATABASE_URL": "postgresql://u@h/db", "DB_SSL_MODE": "maybe"}
+    assert load(environ, env_file=None).database.url == "postgresql+psycopg://u@h/db"
+
+
+def test_env_file_fills_in_what_the_environment_leaves_out(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("HTTP_PORT=9090\nKAFKA_TOPIC=from-file\n")
+    settings = load({"HTTP_PORT": "7070"}, env_file=str(env_file))
+    assert settings.http.port == 7070
+    assert settings.kafka.topic == "from-file"
+
+
+def test_bad_value_in_env_file_is_reported_too(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_LEVEL=loud\n")
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load({}, env_file=str(env_file))
+
+
+def test_missing_env_file_means_defaults(tmp_path: Path) -> None:
+    settings = load({}, env_file=str(tmp_path / "absent.env"))
+    assert settings.http.port == 8080

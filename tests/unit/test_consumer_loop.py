@@ -1,0 +1,285 @@
+"""The consumer loop: every record ends applied, ignored or dead-lettered, then marked done.
+
+The handler is a scripted fake (duck-typed `plan` / `apply`); Kafka is the in-memory
+source and dead-letter queue. Backoff is made instant so retries cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import cast
+from uuid import UUID
+
+import anyio
+import pytest
+
+from app.db.inbox import Receipt
+from app.domain.errors import Unavailable
+from app.domain.status import Status
+from app.events.cloudevents import IncomingEvent, PoisonMessage
+from consumer import loop as consumer_loop
+from consumer.handler import EventHandler, Ignored, Plan, Result
+from consumer.kafka_io import InMemoryDeadLetters, InMemorySource, Record
+from consumer.loop import ConsumerLoop
+
+pytestmark = pytest.mark.anyio
+
+ORDER_ID = UUID("5f0c8a8e-7a43-4f8e-9d0e-0d6a3b9e2c11")
+RUN_LIMIT = 5.0  # seconds; a run that takes longer is stuck, not slow
+
+
+@pytest.fixture(autouse=True)
+def instant_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_loop, "BACKOFF_BASE", 0)
+    monkeypatch.setattr(consumer_loop, "BACKOFF_MAX", 0)
+
+
+def shipped(offset: int) -> Record:
+    """A warehouse's `order.shipped`, binary mode, at `offset` of orders[0]."""
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": f"evt-{offset}",
+        "ce_source": "/warehouse",
+        "ce_type": "order.shipped",
+        "ce_subject": str(ORDER_ID),
+    }
+    return Record(
+        topic="orders",
+        partition=0,
+        offset=offset,
+        key=b"customer",
+        value=None,
+        headers=[(name, value.encode()) for name, value in headers.items()],
+    )
+
+
+def poison(offset: int) -> Record:
+    return Record("orders", 0, offset, None, b"not a cloudevent", [])
+
+
+class FakeHandler:
+    """Plans every event as 'ship the order' (or ignores it); `apply` follows a script.
+
+    `failures[n]` is raised by the n-th call of apply (None: succeed); after the
+    script runs out, every call succeeds. `on_apply` runs first on each call.
+    """
+
+    def __init__(
+        self,
+        failures: Sequence[BaseException | None] = (),
+        *,
+        ignore: bool = False,
+        on_apply: Callable[[int], None] | None = None,
+    ) -> None:
+        self._failures = list(failures)
+        self._ignore = ignore
+        self._on_apply = on_apply
+        self.calls = 0
+        self.applied: list[str] = []
+
+    def plan(self, event: IncomingEvent) -> Plan | Ignored:
+        if self._ignore:
+            return Ignored("not for us")
+        return Plan(order_id=UUID(event.subject or ""), target=Status.SHIPPED)
+
+    async def apply(
+        self, event: IncomingEvent, plan: Plan, receipt: Receipt
+    ) -> tuple[Result, str | None]:
+        self.calls += 1
+        if self._on_apply is not None:
+            self._on_apply(self.calls)
+        failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            raise failure
+        self.applied.append(event.id)
+        return "applied", None
+
+
+class DrainingSource(InMemorySource):
+    """Asks the loop to stop once every record has been handed out, so run() returns."""
+
+    def __init__(self, records: Sequence[Record], stop: asyncio.Event) -> None:
+        super().__init__(records)
+        self._stop = stop
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        batch = await super().poll(max_records, timeout)
+        if not batch:
+            self._stop.set()
+        return batch
+
+
+class FlakyDeadLetters(InMemoryDeadLetters):
+    """A DLQ whose first `outages` sends fail, as when Kafka is briefly away."""
+
+    def __init__(self, outages: int, source: InMemorySource) -> None:
+        super().__init__()
+        self._outages = outages
+        self._source = source
+        self.committed_when_sent: list[int] = []
+
+    async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
+        self.committed_when_sent.append(len(self._source.committed))
+        if self._outages:
+            self._outages -= 1
+            raise ConnectionError("kafka is away")
+        await super().send(record, reason, error)
+
+
+def make_loop(
+    source: InMemorySource,
+    letters: InMemoryDeadLetters,
+    handler: FakeHandler,
+    stop: asyncio.Event,
+    *,
+    max_attempts: int = 3,
+) -> ConsumerLoop:
+    return ConsumerLoop(
+        source,
+        letters,
+        cast(EventHandler, handler),
+        batch_size=10,
+        max_attempts=max_attempts,
+        stop=stop,
+    )
+
+
+async def run(loop: ConsumerLoop) -> None:
+    with anyio.fail_after(RUN_LIMIT):
+        await loop.run()
+
+
+async def test_every_applied_record_is_marked_done_in_order() -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1), shipped(2)]
+    source, handler = DrainingSource(records, stop), FakeHandler()
+    await run(make_loop(source, InMemoryDeadLetters(), handler, stop))
+    assert handler.applied == ["evt-0", "evt-1", "evt-2"]
+    assert source.committed == records
+    assert source.closed
+
+
+async def test_poison_record_is_dead_lettered_then_marked_done() -> None:
+    stop = asyncio.Event()
+    record = poison(0)
+    source, handler = DrainingSource([record], stop), FakeHandler()
+    letters = FlakyDeadLetters(0, source)
+    await run(make_loop(source, letters, handler, stop))
+    assert [(sent, reason) for sent, reason, _ in letters.letters] == [
+        (record, "not a CloudEvent: no ce_specversion header and no structured envelope")
+    ]
+    assert isinstance(letters.letters[0][2], PoisonMessage)
+    assert letters.committed_when_sent == [0]  # on the DLQ before it was marked done
+    assert source.committed == [record]
+    assert handler.calls == 0
+
+
+async def test_poison_record_does_not_block_the_records_behind_it() -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), poison(1), shipped(2)]
+    source, handler, letters = DrainingSource(records, stop), FakeHandler(), InMemoryDeadLetters()
+    await run(make_loop(source, letters, handler, stop))
+    assert handler.applied == ["evt-0", "evt-2"]
+    assert source.committed == records
+
+
+async def test_ignored_event_is_marked_done_without_being_applied() -> None:
+    stop = asyncio.Event()
+    record = shipped(0)
+    source, letters = DrainingSource([record], stop), InMemoryDeadLetters()
+    handler = FakeHandler(ignore=True)
+    await run(make_loop(source, letters, handler, stop))
+    assert handler.calls == 0
+    assert letters.letters == []
+    assert source.committed == [record]
+
+
+async def test_failing_record_is_tried_max_attempts_times_then_dead_lettered() -> None:
+    stop = asyncio.Event()
+    record = shipped(0)
+    boom = RuntimeError("boom")
+    source, handler = DrainingSource([record], stop), FakeHandler([boom] * 10)
+    letters = InMemoryDeadLetters()
+    await run(make_loop(source, letters, handler, stop, max_attempts=4))
+    assert handler.calls == 4
+    assert letters.letters == [(record, "failed 4 times", boom)]
+    assert source.committed == [record]
+
+
+async def test_record_that_succeeds_on_a_later_attempt_is_applied_not_dead_lettered() -> None:
+    stop = asyncio.Event()
+    source = DrainingSource([shipped(0)], stop)
+    handler, letters = FakeHandler([RuntimeError("once"), None]), InMemoryDeadLetters()
+    await run(make_loop(source, letters, handler, stop, max_attempts=3))
+    assert (handler.calls, handler.applied, letters.letters) == (2, ["evt-0"], [])
+
+
+async def test_database_outage_is_waited_out_beyond_max_attempts() -> None:
+    stop = asyncio.Event()
+    record = shipped(0)
+    outage = [Unavailable("the database is unavailable") for _ in range(5)]
+    source, letters = DrainingSource([record], stop), InMemoryDeadLetters()
+    handler = FakeHandler(outage)
+    await run(make_loop(source, letters, handler, stop, max_attempts=3))
+    assert handler.calls == 6
+    assert handler.applied == ["evt-0"]
+    assert letters.letters == []
+    assert source.committed == [record]
+
+
+async def test_dead_letter_queue_outage_is_waited_out_and_the_record_kept() -> None:
+    stop = asyncio.Event()
+    record = poison(0)
+    source = DrainingSource([record], stop)
+    letters = FlakyDeadLetters(3, source)
+    await run(make_loop(source, letters, FakeHandler(), stop))
+    assert len(letters.committed_when_sent) == 4
+    assert [sent for sent, _, _ in letters.letters] == [record]
+    assert source.committed == [record]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError("boom"), Unavailable("the database is unavailable")],
+    ids=["failing", "outage"],
+)
+async def test_stop_while_retrying_ends_run_without_marking_the_record_done(
+    failure: BaseException,
+) -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1)]
+    source = DrainingSource(records, stop)
+    handler = FakeHandler([failure] * 10, on_apply=lambda _: stop.set())
+    letters = InMemoryDeadLetters()
+    await run(make_loop(source, letters, handler, stop, max_attempts=5))
+    assert handler.calls == 1
+    assert source.committed == []
+    assert letters.letters == []
+    assert source.closed
+
+
+async def test_stop_interrupts_a_long_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_loop, "BACKOFF_BASE", 1000)
+    monkeypatch.setattr(consumer_loop, "BACKOFF_MAX", 1000)
+    stop, tried = asyncio.Event(), asyncio.Event()
+    source = InMemorySource([shipped(0)])
+    handler = FakeHandler([Unavailable("down")] * 100, on_apply=lambda _: tried.set())
+    loop = make_loop(source, InMemoryDeadLetters(), handler, stop)
+    with anyio.fail_after(RUN_LIMIT):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(loop.run)
+            await tried.wait()
+            stop.set()
+    assert source.committed == []
+    assert source.closed
+
+
+async def test_stop_between_records_leaves_the_rest_for_the_next_run() -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1), shipped(2)]
+    source = DrainingSource(records, stop)
+    handler = FakeHandler(on_apply=lambda _: stop.set())
+    await run(make_loop(source, InMemoryDeadLetters(), handler, stop))
+    assert handler.applied == ["evt-0"]
+    assert source.committed == [records[0]]

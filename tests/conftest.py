@@ -57,7 +57,10 @@ def module_database_url(postgres: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The real API process over real HTTP, without relay and consumer (events stay in the outbox)."""
+    """The real API process over real HTTP, without relay and consumer.
+
+    Events stay in the outbox: nothing publishes them.
+    """
     topics = Topics(orders="orders", dlq="orders.dlq")  # named in outbox rows only; never published
     log_dir = tmp_path_factory.mktemp("api-logs")
     with pipeline(module_database_url, "127.0.0.1:9", topics, log_dir, start=("api",)) as running:

@@ -164,6 +164,9 @@ class LocalKafka:
                     "share.coordinator.state.topic.replication.factor=1",
                     "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",
+                    # Lets tests use short consumer sessions, so a killed consumer's
+                    # partitions move on in seconds rather than the default 45.
+                    "group.min.session.timeout.ms=1000",
                     "auto.create.topics.enable=false",
                     "",
                 ]

@@ -188,7 +188,8 @@ async def test_pruning_deletes_only_old_published_rows(engine: AsyncEngine) -> N
         await outbox.mark_published(conn, [c.id for c in claimed])
         await conn.execute(
             text(
-                "UPDATE outbox SET published_at = published_at - interval '2 hours' WHERE published_at IS NOT NULL"
+                "UPDATE outbox SET published_at = published_at - interval '2 hours'"
+                " WHERE published_at IS NOT NULL"
             )
         )
         assert await outbox.prune_published(conn, timedelta(hours=3), 100) == 0

@@ -28,7 +28,8 @@ def insert_order(
 ) -> uuid.UUID:
     order_id = uuid.uuid4()
     conn.execute(
-        "INSERT INTO orders (id, customer_id, email, total_amount, currency) VALUES (%s, %s, %s, %s, 'USD')",
+        "INSERT INTO orders (id, customer_id, email, total_amount, currency)"
+        " VALUES (%s, %s, %s, %s, 'USD')",
         (order_id, uuid.uuid4(), email, Decimal(total)),
     )
     return order_id

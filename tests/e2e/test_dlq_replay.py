@@ -1,0 +1,69 @@
+"""A message that failed for a reason since fixed goes back from the DLQ and is applied."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import psycopg
+
+from scripts.stack.paths import REPO
+from scripts.stack.processes import child_env
+from scripts.stack.waiting import wait_for
+from tests.support import kcat
+from tests.support.pipeline import SEED_ORDER, Pipeline, Topics
+from tests.support.servers import KafkaServer
+
+BUG = """
+CREATE FUNCTION refuse_shipping() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.to_status = 'shipped' THEN RAISE EXCEPTION 'shipping is broken today'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_shipping BEFORE INSERT ON order_status_history
+    FOR EACH ROW EXECUTE FUNCTION refuse_shipping();
+"""
+
+
+def test_replay_after_the_fix(
+    running_pipeline: Pipeline, kafka: KafkaServer, topics: Topics, database_url: str
+) -> None:
+    with running_pipeline.client() as client:
+        order_id = client.post("/api/v1/orders", json=SEED_ORDER).json()["order"]["id"]
+    running_pipeline.wait_for_status(order_id, "confirmed")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(BUG)  # a bug ships: every shipment fails
+
+    event_id = str(uuid.uuid4())
+    headers = {
+        "ce_specversion": "1.0", "ce_id": event_id, "ce_source": "/warehouse",
+        "ce_type": "order.shipped", "ce_subject": order_id,
+    }  # fmt: skip
+    kcat.produce(
+        kafka.brokers, topics.orders, b"{}", key=SEED_ORDER["customer_id"], headers=headers
+    )
+    dead = wait_for(lambda: kcat.read_all(kafka.brokers, topics.dlq), timeout=60, what="the DLQ")
+    assert [record.headers["ce_id"] for record in dead] == [event_id]
+    assert "shipping is broken today" in dead[0].headers["dlq_exception"]
+    assert running_pipeline.order_status(order_id) == "confirmed"
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER refuse_shipping ON order_status_history")  # the fix is deployed
+    env = child_env(running_pipeline.env)
+    dry = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq", "--dry-run"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert "1 message(s) to replay" in dry.stdout
+    replay = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert "1 message(s) replayed" in replay.stdout
+
+    running_pipeline.wait_for_status(order_id, "shipped")
+    again = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
+    replayed = [
+        r for r in kcat.read_all(kafka.brokers, topics.orders) if r.headers.get("ce_id") == event_id
+    ]
+    assert len(replayed) == 2  # the original and its replay
+    assert not any(name.startswith("dlq_") for name in replayed[1].headers)

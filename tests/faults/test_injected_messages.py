@@ -1,0 +1,129 @@
+"""Duplicates and poison written onto `orders` by an independent client (kcat) while
+orders flow: duplicates change nothing, poison lands in the DLQ, the partitions move on."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+
+from scripts.stack.waiting import wait_for
+from tests.faults.conftest import Scenario
+from tests.support import kcat
+
+ORDERS = 200
+RATE = 30.0
+
+
+def _confirmed(database_url: str, count: int) -> list[tuple[str, str]] | None:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT id::text, customer_id::text FROM orders"
+            " WHERE status = 'confirmed' ORDER BY created_at LIMIT %s",
+            (count,),
+        ).fetchall()
+    return [(str(a), str(b)) for a, b in rows] if len(rows) == count else None
+
+
+def _binary(
+    event_type: str, subject: str, event_id: str | None = None, **extra: str
+) -> dict[str, str]:
+    return {
+        "ce_specversion": "1.0",
+        "ce_id": event_id or str(uuid.uuid4()),
+        "ce_source": "/warehouse",
+        "ce_type": event_type,
+        "ce_subject": subject,
+        "content-type": "application/json",
+        **extra,
+    }
+
+
+def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
+    brokers, topic = scenario.kafka.brokers, scenario.topics.orders
+    scenario.send(ORDERS, RATE)
+    confirmed = wait_for(
+        lambda: _confirmed(scenario.database_url, 8), timeout=60, what="8 confirmed orders"
+    )
+    shipped, (nul_order, nul_customer) = confirmed[:5], confirmed[5]
+
+    # Duplicates: every order.created seen so far, again, byte for byte.
+    copies = [
+        r for r in kcat.read_all(brokers, topic) if r.headers.get("ce_type") == "order.created"
+    ]
+    for record in copies[:20]:
+        kcat.produce(brokers, topic, record.value or b"", key=record.key, headers=record.headers)
+    # A warehouse ships five orders and, being at-least-once itself, says so twice.
+    for order_id, customer_id in shipped:
+        headers = _binary("order.shipped", order_id, event_id=str(uuid.uuid4()))
+        for _ in range(2):
+            kcat.produce(
+                brokers,
+                topic,
+                b'{"reason": "left the warehouse"}',
+                key=customer_id,
+                headers=headers,
+            )
+
+    poison = {
+        "not-json": (b"\x00\xffnot json at all", {"test-poison": "not-json"}),
+        "no-ce-id": (
+            b"{}",
+            {**_binary("order.shipped", nul_order), "ce_id": "", "test-poison": "no-ce-id"},
+        ),
+        "bad-specversion": (
+            json.dumps(
+                {"specversion": "0.3", "id": "x", "source": "/w", "type": "order.shipped"}
+            ).encode(),
+            {"content-type": "application/cloudevents+json", "test-poison": "bad-specversion"},
+        ),
+        "bad-created-data": (
+            b'{"order_id": "not-a-uuid"}',
+            {
+                **_binary("order.created", nul_order),
+                "ce_source": "/order-service",
+                "test-poison": "bad-created-data",
+            },
+        ),
+        "no-order-id": (
+            b'{"reason": "?"}',
+            {**_binary("order.shipped", ""), "test-poison": "no-order-id"},
+        ),
+        # Well-formed, but PostgreSQL cannot store it: fails every attempt, then goes to the DLQ.
+        "fails-every-time": (
+            json.dumps({"reason": "bad\u0000byte"}).encode(),
+            {**_binary("order.cancelled", nul_order), "test-poison": "fails-every-time"},
+        ),
+    }
+    for value, headers in poison.values():
+        kcat.produce(brokers, topic, value, key=nul_customer, headers=headers)
+
+    expected = {order_id: "shipped" for order_id, _ in shipped}
+    result = scenario.finish(expected_status=expected)
+
+    assert result.clean, result
+    assert result.orders == ORDERS
+    dead = {record.headers.get("test-poison"): record for record in result.dlq}
+    assert set(dead) == set(poison), f"the DLQ holds exactly the poison: {sorted(map(str, dead))}"
+    assert len(result.dlq) == len(poison)
+    assert dead["fails-every-time"].headers["dlq_reason"].startswith("failed 3 times")
+    for record in dead.values():
+        assert record.headers["dlq_original_topic"] == topic
+        assert int(record.headers["dlq_original_offset"]) >= 0
+        assert record.key == nul_customer  # the original key travels along
+    with psycopg.connect(scenario.database_url) as conn:
+        shipped_rows = conn.execute(
+            "SELECT count(*) FROM order_status_history WHERE to_status = 'shipped'"
+        ).fetchone()
+        applied = conn.execute(
+            "SELECT count(*) FROM processed_events"
+            " WHERE event_type = 'order.shipped' AND outcome = 'applied'"
+        ).fetchone()
+    assert shipped_rows == (5,) and applied == (5,)
+    duplicates = [
+        line
+        for line in scenario.pipeline.log_lines("consumer")
+        if line["message"] == "event duplicate"
+    ]
+    assert len(duplicates) >= 20 + 5  # every copy was recognised

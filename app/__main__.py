@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
 from granian.constants import Interfaces
 from granian.server import Server
 
 from app import config, logs
+from app.telemetry import MULTIPROCESS_ENV, prepare_multiprocess_metrics
 
 
 def main() -> int:
@@ -17,6 +20,10 @@ def main() -> int:
         print(f"orders-api: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    if settings.http.workers > 1:
+        # Each worker is a process: their metrics meet in files, merged by /metrics.
+        metrics_dir = os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="orders-metrics-")
+        prepare_multiprocess_metrics(metrics_dir)
     server = Server(
         "app.http.app:serve_app",
         address=settings.http.host,

@@ -9,7 +9,7 @@ import signal
 import sys
 from decimal import Decimal
 
-from app import config, logs
+from app import config, logs, telemetry
 from app.db.engine import create_engine
 from app.services.orders import Emitter
 from consumer import replay
@@ -30,9 +30,11 @@ async def serve(settings: config.Settings) -> int:
     emitter = Emitter(source=kafka.source, topic_for=kafka.topic_for)
     handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total))
     source = KafkaEventSource(
-        kafka.brokers, kafka.group_id, kafka.consumed_topics,
+        kafka.brokers,
+        kafka.group_id,
+        kafka.consumed_topics,
         session_timeout_ms=settings.consumer.session_timeout_ms,
-    )  # fmt: skip
+    )
     dead_letters = KafkaDeadLetters(kafka.brokers, kafka.dlq_topic, kafka.group_id)
     consumer = ConsumerLoop(
         source,
@@ -60,7 +62,12 @@ def main(argv: list[str]) -> int:
         print(f"orders-consumer: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings))
+    telemetry.setup_tracing("orders-consumer", settings.otel_endpoint)
+    telemetry.serve_metrics(settings.consumer.metrics_port)
+    try:
+        return asyncio.run(serve(settings))
+    finally:
+        telemetry.shutdown_tracing()
 
 
 if __name__ == "__main__":

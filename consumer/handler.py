@@ -26,6 +26,7 @@ from app.domain.origin import Origin
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from app.services.orders import Emitter, apply_transition
+from app.telemetry import current_traceparent
 
 Result = Literal["applied", "duplicate", "rejected", "ignored"]
 T = TypeVar("T")
@@ -83,11 +84,12 @@ class EventHandler:
     async def apply(
         self, event: IncomingEvent, plan: Plan, receipt: Receipt
     ) -> tuple[Result, str | None]:
+        traceparent, _ = current_traceparent()  # the consumer's span, when tracing is on
         origin = Origin(
             cause="event",
             cause_id=event.id,
             correlation_id=event.correlation_id,
-            traceparent=event.traceparent,
+            traceparent=traceparent or event.traceparent,
         )
         async with transaction(self._engine) as conn:
             if not await inbox.claim(conn, receipt, order_id=plan.order_id):

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,10 +18,12 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from app.events.codec import rfc3339
+from consumer import metrics
 
 log = logging.getLogger("consumer.kafka")
 
 DLQ_HEADER_PREFIX = "dlq_"
+LAG_EVERY = 5.0
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -75,6 +78,7 @@ class KafkaEventSource:
                 "log_level": 3,
             }
         )
+        self._next_lag_report = 0.0
         self._consumer.subscribe(
             list(topics),
             on_assign=self._on_assign,
@@ -84,6 +88,8 @@ class KafkaEventSource:
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
         messages = await asyncio.to_thread(self._consumer.consume, max_records, timeout)
+        if time.monotonic() >= self._next_lag_report:
+            self._report_lag()
         records = []
         for message in messages:
             error = message.error()
@@ -94,6 +100,17 @@ class KafkaEventSource:
                 continue
             records.append(_record(message))
         return records
+
+    def _report_lag(self) -> None:
+        """Per assigned partition: its end (as of the last fetch) minus our position."""
+        self._next_lag_report = time.monotonic() + LAG_EVERY
+        assigned = self._consumer.assignment()
+        for position in self._consumer.position(assigned) if assigned else []:
+            _, end = self._consumer.get_watermark_offsets(position, cached=True)
+            if position.offset >= 0 and end >= 0:
+                metrics.LAG.labels(position.topic, str(position.partition)).set(
+                    end - position.offset
+                )
 
     def done(self, record: Record) -> None:
         try:

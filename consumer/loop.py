@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -24,10 +26,12 @@ from tenacity import (
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 
+from app import telemetry
 from app.db.inbox import Receipt
 from app.domain.errors import Unavailable
 from app.events.cloudevents import IncomingEvent, PoisonMessage, from_kafka
 from app.logs import correlation_id
+from consumer import metrics
 from consumer.handler import EventHandler, Ignored, Plan, Result
 from consumer.kafka_io import DeadLetters, EventSource, Record
 
@@ -83,16 +87,25 @@ class ConsumerLoop:
             await self._dead_letter(record, poison.reason, poison)
             return
         if isinstance(plan, Ignored):
+            metrics.EVENTS.labels(event.type, "ignored").inc()
             log.debug("event ignored", extra={"event_id": event.id, "why": plan.why})
             return
         receipt = Receipt(
             event.source, event.id, event.type, record.topic, record.partition, record.offset
         )
         token = correlation_id.set(event.correlation_id)
+        started = time.perf_counter()
         try:
-            await self._apply_with_retries(record, event, plan, receipt)
+            with telemetry.span(
+                f"process {event.type}",
+                parent={"traceparent": event.traceparent} if event.traceparent else None,
+                kind=SpanKind.CONSUMER,
+                attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id)},
+            ):
+                await self._apply_with_retries(record, event, plan, receipt)
         finally:
             correlation_id.reset(token)
+            metrics.PROCESSING.observe(time.perf_counter() - started)
 
     async def _apply_with_retries(
         self, record: Record, event: IncomingEvent, plan: Plan, receipt: Receipt
@@ -112,9 +125,15 @@ class ConsumerLoop:
                 raise Stopped from exc
             await self._dead_letter(record, f"failed {self._max_attempts} times", exc)
             return
+        metrics.EVENTS.labels(receipt.event_type, result).inc()
         log.info(
             f"event {result}",
-            extra={"event_id": receipt.event_id, "type": receipt.event_type, "detail": detail},
+            extra={
+                "event_id": receipt.event_id,
+                "type": receipt.event_type,
+                "order_id": str(plan.order_id),
+                "detail": detail,
+            },
         )
 
     async def _apply_waiting_out_outages(
@@ -157,6 +176,9 @@ class ConsumerLoop:
         ):
             with attempt:
                 await self._dead_letters.send(record, reason, error)
+        metrics.DEAD_LETTERS.labels(
+            "poison" if isinstance(error, PoisonMessage) else "failing"
+        ).inc()
         log.error(
             "message dead-lettered",
             extra={"reason": reason, "partition": record.partition, "offset": record.offset},

@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 
-from app import config, logs
+from app import config, logs, telemetry
 from app.db.engine import create_engine, libpq_url
 from relay.loop import Relay
 from relay.publisher import FatalPublishError, KafkaPublisher, producer_config
@@ -46,7 +46,12 @@ def main() -> int:
         print(f"orders-relay: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings))
+    telemetry.setup_tracing("orders-relay", settings.otel_endpoint)
+    telemetry.serve_metrics(settings.relay.metrics_port)
+    try:
+        return asyncio.run(serve(settings))
+    finally:
+        telemetry.shutdown_tracing()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import (
@@ -26,6 +28,7 @@ from tenacity import (
 from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
+from relay import metrics
 from relay.leases import ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher
 from relay.wakeup import Wakeup
@@ -33,6 +36,7 @@ from relay.wakeup import Wakeup
 log = logging.getLogger("relay")
 
 REBALANCE_EVERY = 2.0
+GAUGES_EVERY = 5.0
 PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
 PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
@@ -87,12 +91,18 @@ class Relay:
             leases = ShardLeases(conn)
             await leases.join()
             log.info("relay started", extra={"slot": leases.slot, "shards": len(leases.owned)})
-            next_rebalance = next_prune = 0.0
+            next_rebalance = next_prune = next_gauges = 0.0
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_rebalance:
                     await leases.rebalance()
+                    metrics.SHARDS.set(len(leases.owned))
                     next_rebalance = now + REBALANCE_EVERY
+                if now >= next_gauges:
+                    rows, age = await outbox.backlog(conn)
+                    metrics.BACKLOG.set(rows)
+                    metrics.OLDEST_AGE.set(age)
+                    next_gauges = now + GAUGES_EVERY
                 if now >= next_prune:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
@@ -109,11 +119,15 @@ class Relay:
         """Claim, publish and settle one batch of the given shards."""
         if not shards:
             return Settled()
+        started = time.perf_counter()
         batch = await outbox.claim_batch(conn, shards, self._settings.batch_size)
         if not batch:
             return Settled()
         deliveries = await self._publisher.publish(batch, self._stop.is_set)
-        return await self._settle(conn, batch, deliveries)
+        settled = await self._settle(conn, batch, deliveries)
+        metrics.BATCHES.inc()
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return settled
 
     async def _settle(
         self, conn: AsyncConnection, batch: list[ClaimedMessage], deliveries: list[Delivery]
@@ -121,10 +135,12 @@ class Relay:
         delivered = [d.id for d in deliveries if d.error is None]
         failures = [d for d in deliveries if d.error is not None]
         await outbox.mark_published(conn, delivered)
+        _observe_published(batch, set(delivered))
         for failure in failures:
             await outbox.record_failure(
                 conn, failure.id, failure.error or "", park=failure.permanent
             )
+            metrics.FAILED.labels(str(failure.permanent).lower()).inc()
             log.error(
                 "publish failed",
                 extra={
@@ -153,6 +169,14 @@ class Relay:
                 break
         if total:
             log.info("pruned published outbox rows", extra={"rows": total})
+
+
+def _observe_published(batch: list[ClaimedMessage], delivered: set[UUID]) -> None:
+    now = datetime.now(UTC)
+    for message in batch:
+        if message.id in delivered:
+            metrics.PUBLISHED.labels(message.topic).inc()
+            metrics.PUBLISH_LATENCY.observe((now - message.created_at).total_seconds())
 
 
 def _log_retry(state: RetryCallState) -> None:

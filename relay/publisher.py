@@ -15,7 +15,9 @@ from uuid import UUID
 
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from opentelemetry.trace import SpanKind
 
+from app import telemetry
 from app.db.outbox import ClaimedMessage
 
 log = logging.getLogger("relay.publisher")
@@ -109,7 +111,7 @@ class KafkaPublisher:
             elif error.code() != KafkaError._PURGE_QUEUE:
                 results[message.id] = Delivery(message.id, error.str(), not error.retriable())
 
-        headers: list[tuple[str, str | bytes | None]] = list(message.headers.items())
+        headers: list[tuple[str, str | bytes | None]] = list(_traced(message).items())
         while True:
             try:
                 self._producer.produce(
@@ -138,6 +140,26 @@ class KafkaPublisher:
         if error.fatal():
             self._fatal = error
         log.warning("kafka producer error", extra={"error": error.str(), "fatal": error.fatal()})
+
+
+def _traced(message: ClaimedMessage) -> dict[str, str]:
+    """With tracing on, the publish is a span in the request's trace, and the consumer
+    continues from it; off, the stored context travels as it is."""
+    if not telemetry.tracing_enabled():
+        return message.headers
+    with telemetry.span(
+        f"publish {message.topic}",
+        parent=message.headers,
+        kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": message.topic},
+    ):
+        traceparent, tracestate = telemetry.current_traceparent()
+    headers = dict(message.headers)
+    if traceparent:
+        headers["traceparent"] = traceparent
+    if tracestate:
+        headers["tracestate"] = tracestate
+    return headers
 
 
 class InMemoryPublisher:

@@ -137,3 +137,13 @@ async def prune_published(conn: AsyncConnection, retention: timedelta, batch: in
         text("SELECT outbox_prune(:retention, :batch)"), {"retention": retention, "batch": batch}
     )
     return int(result.scalar_one())
+
+
+async def backlog(conn: AsyncConnection) -> tuple[int, float]:
+    """(unpublished rows, parked included; age in seconds of the oldest)."""
+    row = (
+        await conn.execute(
+            text("SELECT unpublished + parked, extract(epoch FROM oldest_age) FROM outbox_backlog")
+        )
+    ).one()
+    return int(row[0]), float(row[1])

@@ -1,0 +1,83 @@
+"""Per-request metrics and spans, and the /metrics endpoint.
+
+A plain ASGI middleware: the route label is Litestar's path template (so
+`/api/v1/orders/{order_id}` is one series, not one per order), and the span
+continues the caller's `traceparent` when it sent one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from litestar import Response, get
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from app import telemetry
+
+REQUESTS = Counter(
+    "orders_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "orders_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+UNMATCHED = "unmatched"  # 404s: one series, whatever the path
+
+
+def telemetry_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with telemetry.span(
+            f"{scope['method']} {scope['path']}", parent=headers, kind=SpanKind.SERVER
+        ) as span:
+            try:
+                await app(scope, receive, observe)
+            finally:
+                route = scope.get("path_template") or UNMATCHED
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                REQUESTS.labels(scope["method"], route, str(status)).inc()
+                LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics() -> Response[bytes]:
+    """Prometheus text format; with several workers, all workers' samples merged."""
+    if telemetry.MULTIPROCESS_ENV in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,100 @@
+"""Tracing and metrics plumbing shared by the three processes.
+
+Tracing is OpenTelemetry, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the
+W3C `traceparent` travels with each change either way (request header → outbox
+row → Kafka header → consumer), so a trace is whole once any exporter is on.
+Metrics are Prometheus: the API serves /metrics (multi-worker safe through
+prometheus_client's multiprocess mode), the relay and consumer a small port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind
+
+log = logging.getLogger("app.telemetry")
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def setup_tracing(service: str, endpoint: str | None) -> None:
+    """Export spans over OTLP/HTTP to `endpoint`; without one, tracing stays a no-op."""
+    if not endpoint:
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter,
+    )
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    trace.set_tracer_provider(provider)
+    log.info("tracing enabled", extra={"endpoint": endpoint, "service": service})
+
+
+def shutdown_tracing() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()  # flushes what is still batched
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def context_from(carrier: Mapping[str, str]) -> Context:
+    """The trace context a `traceparent` (and `tracestate`) header carries."""
+    return propagate.extract(dict(carrier))
+
+
+def current_traceparent() -> tuple[str | None, str | None]:
+    """(traceparent, tracestate) of the active span, for storing with an outbox row."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    parent: Mapping[str, str] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, str | int] | None = None,
+) -> Iterator[Span]:
+    """A span as the current one, continuing the trace in `parent`'s headers if given."""
+    context = context_from(parent) if parent else None
+    with tracer("orders").start_as_current_span(
+        name, context=context, kind=kind, attributes=dict(attributes or {})
+    ) as current:
+        yield current
+
+
+def tracing_enabled() -> bool:
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def prepare_multiprocess_metrics(directory: str) -> None:
+    """Before any worker starts: one directory of metric files shared by all workers."""
+    os.makedirs(directory, exist_ok=True)
+    for stale in os.listdir(directory):
+        os.remove(os.path.join(directory, stale))
+    os.environ[MULTIPROCESS_ENV] = directory
+
+
+def serve_metrics(port: int) -> None:
+    """Expose this process's metrics on `port` (0: not at all)."""
+    if port:
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        start_http_server(port, addr=os.environ.get("METRICS_HOST", "127.0.0.1"))
+        log.info("metrics served", extra={"port": port})

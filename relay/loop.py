@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ log = logging.getLogger("relay")
 
 REBALANCE_EVERY = 2.0
 GAUGES_EVERY = 5.0
+BACKOFF_MAX = 30.0
 PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
 PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
@@ -92,6 +94,7 @@ class Relay:
             await leases.join()
             log.info("relay started", extra={"slot": leases.slot, "shards": len(leases.owned)})
             next_rebalance = next_prune = next_gauges = 0.0
+            failing = 0  # batches in a row with failed deliveries
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_rebalance:
@@ -107,8 +110,9 @@ class Relay:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
                 settled = await self.relay_once(conn, sorted(leases.owned))
-                if settled.failed:
-                    await asyncio.sleep(self._settings.poll_interval)  # let the cause clear
+                failing = failing + 1 if settled.failed else 0
+                if failing:
+                    await self._back_off(failing)  # let the cause clear
                 elif settled.claimed < self._settings.batch_size:
                     await self._idle()
         finally:
@@ -158,6 +162,12 @@ class Relay:
         else:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout)
+
+    async def _back_off(self, attempt: int) -> None:
+        """Exponential backoff with full jitter, capped, cut short by shutdown."""
+        delay = random.uniform(0, min(BACKOFF_MAX, self._settings.poll_interval * 2**attempt))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _prune(self, conn: AsyncConnection) -> None:
         retention = self._settings.retention

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults lint format \
-        fetch-kafka migrate lock clean
+        fetch-kafka migrate lock clean up down logs ps image-wheels
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -52,6 +52,10 @@ test-e2e: $(STAMP) ## End-to-end tests (real processes, PostgreSQL and Kafka)
 test-faults: $(STAMP) ## Fault tests alone (kill -9, broker and database restarts)
 	$(PYTEST) tests/faults
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmark API, end to end and relay vs pgbench / raw producer (bench/results/)
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -68,3 +72,44 @@ lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml (no index URLs re
 
 clean: ## Remove local state (databases, Kafka data, cached jars) and caches
 	rm -rf .state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# --- Containers (compose.yaml, Containerfile; docs/containers.md) ----------------------
+# `docker compose` (v2) where it is installed, else the older `docker-compose`.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+up: ## Build the image and start everything in containers (Docker); waits for the API
+	$(COMPOSE) up -d --build
+	@api_port=$$($(COMPOSE) port api 8080 | head -n1 | sed 's/.*://'); \
+	api=$$($(COMPOSE) ps -q api); \
+	printf 'waiting for the API to report healthy'; \
+	for i in $$(seq 60); do \
+	  status=$$(docker inspect -f '{{.State.Health.Status}}' $$api 2>/dev/null); \
+	  [ "$$status" = healthy ] && break; printf .; sleep 2; \
+	done; echo " $$status"; \
+	echo; \
+	echo "  API            http://localhost:$$api_port   (docs: http://localhost:$$api_port/schema/docs)"; \
+	echo "  Kafka UI       http://localhost:8081"; \
+	echo "  Kafka          localhost:9092 from this machine, kafka:9092 between containers"; \
+	echo "  PostgreSQL     localhost:$$($(COMPOSE) port postgres 5432 | head -n1 | sed 's/.*://')"; \
+	echo; \
+	echo "  make logs · make ps · make down  (docs/containers.md)"; \
+	[ "$$status" = healthy ] || { echo "the API is not healthy yet: see 'make logs'"; exit 1; }
+
+down: ## Stop and remove the containers (data volumes are kept)
+	$(COMPOSE) down --remove-orphans
+
+logs: ## Follow the containers' logs (Ctrl-C stops following)
+	$(COMPOSE) logs -f --tail=200
+
+ps: ## The containers, their state and health (one-shot jobs included)
+	$(COMPOSE) ps --all
+
+image-wheels: $(STAMP) ## Ask the package index: has every pin a wheel for the image (amd64, arm64)?
+	@for arch in x86_64 aarch64; do \
+	  platforms="--platform manylinux2014_$$arch"; \
+	  for v in 17 24 27 28 31 34 36; do platforms="$$platforms --platform manylinux_2_$${v}_$$arch"; done; \
+	  $(PY) -m pip install --quiet --dry-run --no-deps --only-binary=:all: --ignore-installed \
+	    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none $$platforms \
+	    --target $(CURDIR)/.state/image-wheels -r requirements.txt \
+	    && echo "linux/$$arch: a wheel for every pin in requirements.txt" || exit 1; \
+	done

@@ -86,6 +86,7 @@ class Settings(msgspec.Struct, frozen=True):
     log_level: LogLevel
     log_format: LogFormat
     otel_endpoint: str | None
+    metrics_host: str  # where relay and consumer serve /metrics (0.0.0.0 in containers)
 
 
 def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
@@ -126,6 +127,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
         log_level=cast(LogLevel, env.choice("LOG_LEVEL", "info", get_args(LogLevel))),
         log_format=cast(LogFormat, env.choice("LOG_FORMAT", "json", get_args(LogFormat))),
         otel_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
     )
 
 

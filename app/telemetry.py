@@ -91,10 +91,10 @@ def prepare_multiprocess_metrics(directory: str) -> None:
     os.environ[MULTIPROCESS_ENV] = directory
 
 
-def serve_metrics(port: int) -> None:
-    """Expose this process's metrics on `port` (0: not at all)."""
+def serve_metrics(host: str, port: int) -> None:
+    """Expose this process's metrics on `host:port` (port 0: not at all)."""
     if port:
         from prometheus_client import start_http_server  # noqa: PLC0415
 
-        start_http_server(port, addr=os.environ.get("METRICS_HOST", "127.0.0.1"))
-        log.info("metrics served", extra={"port": port})
+        start_http_server(port, addr=host)
+        log.info("metrics served", extra={"host": host, "port": port})

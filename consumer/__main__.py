@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     telemetry.setup_tracing("orders-consumer", settings.otel_endpoint)
-    telemetry.serve_metrics(settings.consumer.metrics_port)
+    telemetry.serve_metrics(settings.metrics_host, settings.consumer.metrics_port)
     try:
         return asyncio.run(serve(settings))
     finally:

@@ -47,7 +47,7 @@ def main() -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     telemetry.setup_tracing("orders-relay", settings.otel_endpoint)
-    telemetry.serve_metrics(settings.relay.metrics_port)
+    telemetry.serve_metrics(settings.metrics_host, settings.relay.metrics_port)
     try:
         return asyncio.run(serve(settings))
     finally:

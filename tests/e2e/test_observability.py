@@ -207,13 +207,12 @@ def test_api_metrics_add_up_across_workers(module_database_url: str, tmp_path: P
         tmp_path,
         start=("api",),
         extra_env={"HTTP_WORKERS": "2"},
-    ) as running:
-        with running.client() as client:
-            for _ in range(40):  # spread over both workers by the kernel
-                assert (
-                    client.get("/health/live", headers={"Connection": "close"}).status_code == 200
-                )
-            text = client.get("/metrics").text
+    ) as running, running.client() as client:
+        for _ in range(40):  # spread over both workers by the kernel
+            assert (
+                client.get("/health/live", headers={"Connection": "close"}).status_code == 200
+            )
+        text = client.get("/metrics").text
     assert (
         sample(text, 'orders_http_requests_total{method="GET",route="/health/live",status="200"}')
         == 40

@@ -1,0 +1,34 @@
+"""Fixtures: compose.yaml resolved by Compose (cached per `.env` content)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pytest
+import yaml
+
+from .readers import COMPOSE_FILE, Service, run_compose_config
+
+Resolver = Callable[[Mapping[str, str]], dict[str, Service]]
+
+
+@pytest.fixture(scope="session")
+def resolve(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
+    """compose.yaml's services, resolved by Compose with `dotenv` as the .env file."""
+    cache: dict[tuple[tuple[str, str], ...], dict[str, Service]] = {}
+
+    def resolved(dotenv: Mapping[str, str]) -> dict[str, Service]:
+        key = tuple(sorted(dotenv.items()))
+        if key not in cache:
+            done = run_compose_config(COMPOSE_FILE, dotenv, tmp_path_factory.mktemp("compose"))
+            assert done.returncode == 0, f"Compose rejected compose.yaml:\n{done.stderr}"
+            cache[key] = yaml.safe_load(done.stdout)["services"]
+        return cache[key]
+
+    return resolved
+
+
+@pytest.fixture(scope="session")
+def services(resolve: Resolver) -> dict[str, Service]:
+    """compose.yaml as `make up` sees it on a fresh clone: no .env at all."""
+    return resolve({})

@@ -1,0 +1,313 @@
+"""compose.yaml agrees with the app: every setting is given, the app's own loader
+accepts what Compose hands it, the addresses point where the servers listen, the
+topics exist that relay and consumer use, and Kafka itself accepts its configuration."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from dotenv import dotenv_values
+
+from app import config
+from scripts.stack.infra import TOPIC_PARTITIONS
+from scripts.stack.kafka import LocalKafka, classpath
+
+from .conftest import Resolver
+from .readers import (
+    IMAGE_SERVICES,
+    REPO,
+    SEED_NAMES,
+    Service,
+    containerfile,
+    environment,
+    image_env,
+    published,
+    setting_names,
+    unescape,
+)
+
+# Which settings compose.yaml fixes, and which it takes from .env.
+NOT_FOR_CONTAINERS = {"DATABASE_URL"}  # a .env's URL names the host's database
+
+
+def settings_of(service: Service) -> config.Settings:
+    """What the process in this container ends up with: image ENV, then compose's."""
+    env = {k: v for k, v in image_env(containerfile()).items() if "$" not in v}
+    return config.load(environ={**env, **environment(service)}, env_file=None)
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """`NAME://host:port,…` -> {NAME: (host, port)}."""
+    found = {}
+    for item in value.split(","):
+        name, _, address = item.partition("://")
+        host, _, port = address.rpartition(":")
+        found[name] = (host, int(port))
+    return found
+
+
+def test_every_setting_is_given_to_every_process(services: dict[str, Service]) -> None:
+    wanted = set(setting_names()) - NOT_FOR_CONTAINERS
+    for name in IMAGE_SERVICES:
+        env = environment(services[name])
+        assert wanted <= set(env), f"{name} lacks {sorted(wanted - set(env))}"
+        assert not NOT_FOR_CONTAINERS & set(env), name
+
+
+def test_the_apps_loader_accepts_what_compose_hands_each_process(
+    services: dict[str, Service],
+) -> None:
+    postgres = environment(services["postgres"])
+    for name in IMAGE_SERVICES:
+        settings = settings_of(services[name])
+        url = urlsplit(settings.database.url)
+        assert (url.hostname, url.port) == ("postgres", 5432), name
+        assert 5432 in published(services["postgres"]).values()
+        assert (url.username, url.password, url.path) == (
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+            "/" + postgres["POSTGRES_DB"],
+        )
+        assert settings.kafka.brokers == "kafka:9092"
+        assert settings.http.host == "0.0.0.0"
+    api = settings_of(services["api"])
+    assert list(published(services["api"]).values()) == [api.http.port]
+
+
+def test_relay_and_consumer_share_the_topic_and_group_the_docs_name(
+    services: dict[str, Service],
+) -> None:
+    relay, consumer = settings_of(services["relay"]), settings_of(services["consumer"])
+    assert relay.kafka == consumer.kafka
+    documented = documented_topic_and_group()
+    assert documented, "docs/containers.md (or README's 'Run with containers') names them"
+    for topic, group in documented:
+        assert (topic, group) == (relay.kafka.topic, relay.kafka.group_id)
+    assert (relay.kafka.topic, relay.kafka.dlq_topic, relay.kafka.group_id) == (
+        "orders",
+        "orders.dlq",
+        "order-service",
+    )
+
+
+def documented_topic_and_group() -> list[tuple[str, str]]:
+    """(topic, group) from each "Run with containers" section: topic `x` … group `y`."""
+    found = []
+    for path in (REPO / "README.md", REPO / "docs" / "containers.md"):
+        text = path.read_text() if path.exists() else ""
+        heading = re.search(r"^(#+) Run with containers\s*$", text, re.MULTILINE)
+        if heading is None:
+            continue
+        section = text[heading.end() :]
+        end = re.search(rf"^#{{1,{len(heading[1])}}} ", section, re.MULTILINE)
+        section = section[: end.start()] if end else section
+        topic = re.search(r"topic `([^`]+)`", section)
+        group = re.search(r"group `([^`]+)`", section)
+        assert topic and group, f"{path.name}: say the topic and the consumer group"
+        found.append((topic[1], group[1]))
+    return found
+
+
+@pytest.mark.parametrize(
+    "dotenv",
+    [
+        {},
+        {"KAFKA_TOPIC": "shop.orders", "KAFKA_DLQ_TOPIC": "shop.dead"},
+        {"KAFKA_TOPIC_ORDER_CREATED": "kafka.orders.created"},
+    ],
+    ids=["defaults", "renamed", "routed"],
+)
+def test_topic_init_creates_every_topic_relay_and_consumer_use(
+    resolve: Resolver, dotenv: dict[str, str], tmp_path: Path
+) -> None:
+    stack = resolve(dotenv)
+    created = run_topic_init(stack["topic-init"], tmp_path)
+    kafka = settings_of(stack["relay"]).kafka
+    assert set(created) == {*kafka.consumed_topics, kafka.dlq_topic}
+    assert settings_of(stack["consumer"]).kafka == kafka
+    if not dotenv:
+        assert created == TOPIC_PARTITIONS, "the same topics as `make dev`"
+
+
+def run_topic_init(service: Service, tmp_path: Path) -> dict[str, int]:
+    """Run the job's script as the container would, with a stand-in for kafka-topics.sh."""
+    tool = "/opt/kafka/bin/kafka-topics.sh"
+    calls = tmp_path / "calls"
+    fake = tmp_path / "kafka-topics.sh"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    shell, flag, script = (unescape(part) for part in service["command"])
+    assert shell == "sh" and tool in script
+    subprocess.run(
+        [shell, flag, script.replace(tool, str(fake))],
+        env={"PATH": os.environ["PATH"], **environment(service)},
+        check=True,
+        timeout=30,
+    )
+    created = {}
+    for line in calls.read_text().splitlines():
+        args = line.split()
+        assert args[args.index("--bootstrap-server") + 1] == "kafka:9092"
+        assert "--if-not-exists" in args, "a restarted stack must not fail on existing topics"
+        created[args[args.index("--topic") + 1]] = int(args[args.index("--partitions") + 1])
+    return created
+
+
+def test_kafka_listeners_reach_clients_inside_and_outside(services: dict[str, Service]) -> None:
+    env = environment(services["kafka"])
+    bound = listeners(env["KAFKA_LISTENERS"])
+    advertised = listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert set(bound) <= set(protocols)
+    assert set(advertised) == set(bound) - {controller}, "advertise every client listener"
+    # Containers bootstrap at kafka:9092 and are sent back to the same listener.
+    internal = {address: name for name, address in advertised.items() if address[0] == "kafka"}
+    for service in ("relay", "consumer"):
+        for broker in settings_of(services[service]).kafka.brokers.split(","):
+            host, port = broker.rsplit(":", 1)
+            name = internal[(host, int(port))]
+            assert bound[name][1] == int(port), f"{service}: {broker} is not where {name} listens"
+    ui = environment(services["kafka-ui"])["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"]
+    assert (ui.split(":")[0], int(ui.split(":")[1])) in internal
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in internal.values()
+    # The host reaches localhost:9092 through the published port, and is sent back there.
+    for host_port, container_port in published(services["kafka"]).items():
+        (name,) = [n for n, (_, port) in bound.items() if port == container_port]
+        assert advertised[name] == ("localhost", host_port)
+    assert bound[controller][1] not in published(services["kafka"]).values()
+    node, _, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].partition("@")
+    assert node == env["KAFKA_NODE_ID"] and voter == f"kafka:{bound[controller][1]}"
+
+
+def broker_properties(env: dict[str, str], log_dir: Path) -> dict[str, str]:
+    """server.properties as the apache/kafka image writes it from KAFKA_* variables:
+    `_` is `.`, `__` is `_`, `___` is `-` (docker/examples/README.md in Apache Kafka)."""
+    not_properties = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS", "KAFKA_LOG4J_OPTS"}
+    properties = {}
+    for key, value in env.items():
+        if key.startswith("KAFKA_") and key not in not_properties:
+            name = re.sub("_{1,3}", lambda m: {1: ".", 2: "_", 3: "-"}[len(m[0])], key[6:])
+            properties[name.lower()] = value
+    properties["log.dirs"] = str(log_dir)
+    return properties
+
+
+def format_storage(properties: dict[str, str], cluster_id: str, tmp_path: Path) -> str | None:
+    """Kafka's own `kafka-storage format`: it parses and validates the whole broker
+    configuration (listeners, names, quorum). None when accepted, else the error."""
+    config_file = tmp_path / "server.properties"
+    config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    tool = ["java", "-cp", classpath(), "kafka.tools.StorageTool"]
+    done = subprocess.run(
+        [*tool, "format", "-t", cluster_id, "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return None if done.returncode == 0 else done.stdout + done.stderr
+
+
+# What the image fills in for any of these left unset (configureDefaults in the image):
+# all are set explicitly, so nothing hidden decides the broker's behaviour.
+IMAGE_DEFAULTED = {
+    "CLUSTER_ID",
+    "KAFKA_NODE_ID",
+    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+    "KAFKA_LISTENERS",
+    "KAFKA_ADVERTISED_LISTENERS",
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+    "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS",
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    "KAFKA_PROCESS_ROLES",
+    "KAFKA_CONTROLLER_QUORUM_VOTERS",
+    "KAFKA_INTER_BROKER_LISTENER_NAME",
+    "KAFKA_CONTROLLER_LISTENER_NAMES",
+    "KAFKA_LOG_DIRS",
+}
+
+
+@pytest.mark.timeout(180)
+def test_kafka_accepts_the_broker_configuration(
+    services: dict[str, Service], tmp_path: Path
+) -> None:
+    env = environment(services["kafka"])
+    assert set(env) >= IMAGE_DEFAULTED, sorted(IMAGE_DEFAULTED - set(env))
+    cluster_id = env["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22
+    properties = broker_properties(env, tmp_path / "data")
+    assert format_storage(properties, cluster_id, tmp_path) is None
+    # …and the same check refuses a configuration that cannot work.
+    broken = {**properties, "inter.broker.listener.name": "NOWHERE", "log.dirs": str(tmp_path)}
+    error = format_storage(broken, cluster_id, tmp_path)
+    assert error is not None and "NOWHERE" in error
+
+
+def test_kafka_checks_run_the_release_the_stack_runs(services: dict[str, Service]) -> None:
+    pom = (REPO / "scripts" / "stack" / "kafka" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert version, "scripts/stack/kafka/pom.xml names the Kafka release"
+    assert services["kafka"]["image"] == f"apache/kafka:{version[1]}"
+
+
+def test_broker_behaves_as_under_make_dev(services: dict[str, Service], tmp_path: Path) -> None:
+    """Same replication, topic creation and group settings as scripts/stack/kafka.py."""
+    local_file = LocalKafka(tmp_path, port=1, controller_port=2)._write_config()
+    local = dict(line.split("=", 1) for line in local_file.read_text().splitlines() if line)
+    ours = broker_properties(environment(services["kafka"]), tmp_path)
+    addresses = {
+        "listeners",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "controller.listener.names",
+        "controller.quorum.bootstrap.servers",
+        "controller.quorum.voters",
+        "log.dirs",
+    }
+    assert {k: v for k, v in local.items() if k not in addresses} == {
+        k: v for k, v in ours.items() if k not in addresses and k in local
+    }
+    assert set(local) - addresses <= set(ours)
+
+
+# --- .env.example -------------------------------------------------------------------------
+
+
+def test_env_example_lists_every_setting_seed_names_first() -> None:
+    listed = list(dotenv_values(REPO / ".env.example"))
+    assert sorted(listed) == sorted(setting_names())
+    assert listed[: len(SEED_NAMES)] == SEED_NAMES
+
+
+def test_env_example_values_are_the_defaults() -> None:
+    """An unchanged copy changes nothing."""
+    example = config.load(environ={}, env_file=str(REPO / ".env.example"))
+    assert example == config.load(environ={}, env_file=None)
+
+
+def test_env_example_comments_every_variable() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"[A-Z_]+=", line):
+            assert lines[index - 1].startswith("# "), f"{line}: add a one-line comment above"
+
+
+def test_an_unchanged_env_example_leaves_the_stack_as_it_is(
+    resolve: Resolver, services: dict[str, Service]
+) -> None:
+    example = {k: v or "" for k, v in dotenv_values(REPO / ".env.example").items()}
+    copied = resolve(example)
+    for name in IMAGE_SERVICES:
+        assert settings_of(copied[name]) == settings_of(services[name]), name
+    assert published(copied["api"]) == published(services["api"])

@@ -1,0 +1,213 @@
+"""compose.yaml, as a real Compose implementation resolves it: services, images,
+start order, restart policies, health checks, ports and `.env` handling."""
+
+from __future__ import annotations
+
+import re
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+from scripts.container import ROLES
+
+from .conftest import Resolver
+from .readers import (
+    COMPOSE_FILE,
+    IMAGE_SERVICES,
+    ONE_SHOT,
+    Service,
+    depends_on,
+    environment,
+    healthcheck_disabled,
+    published,
+    run_compose_config,
+    volumes,
+)
+
+EXPECTED = {"postgres", "kafka", "topic-init", "kafka-ui", "migrate", "api", "relay", "consumer"}
+LONG_RUNNING = EXPECTED - set(ONE_SHOT)
+
+
+def test_compose_resolves_the_whole_stack_without_an_env_file(
+    services: dict[str, Service],
+) -> None:
+    assert set(services) == EXPECTED
+
+
+def test_our_services_share_one_image_built_from_the_containerfile(
+    services: dict[str, Service],
+) -> None:
+    images = {services[name]["image"] for name in IMAGE_SERVICES}
+    assert len(images) == 1, f"one image for every process, found {images}"
+    for name in IMAGE_SERVICES:
+        build = services[name]["build"]
+        assert Path(build["context"]) == COMPOSE_FILE.parent
+        assert build["dockerfile"] == "Containerfile"
+
+
+def test_third_party_images_are_pinned_and_official(services: dict[str, Service]) -> None:
+    for name in EXPECTED - set(IMAGE_SERVICES):
+        image = services[name]["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: pin a tag, not {image!r}"
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert services["topic-init"]["image"] == services["kafka"]["image"], "same Kafka tools"
+    assert services["kafka-ui"]["image"].split(":")[0] in {
+        "kafbat/kafka-ui",
+        "provectuslabs/kafka-ui",
+    }
+    repository, _, tag = services["postgres"]["image"].partition(":")
+    assert repository == "postgres"
+    assert int(re.match(r"\d+", tag)[0]) >= 15  # type: ignore[index]
+
+
+def test_postgres_keeps_its_data_and_reports_ready_over_tcp(services: dict[str, Service]) -> None:
+    postgres = services["postgres"]
+    assert volumes(postgres)["/var/lib/postgresql/data"] == "postgres-data"
+    test = " ".join(postgres["healthcheck"]["test"])
+    assert "pg_isready" in test
+    # The first start initialises through a socket-only server: TCP is the honest probe.
+    assert "-h 127.0.0.1" in test or "-h localhost" in test
+
+
+def test_kafka_keeps_its_data_and_probes_the_address_containers_use(
+    services: dict[str, Service],
+) -> None:
+    kafka = services["kafka"]
+    log_dirs = environment(kafka)["KAFKA_LOG_DIRS"]
+    assert volumes(kafka)[log_dirs] == "kafka-data"
+    assert "--bootstrap-server kafka:9092" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_start_order(services: dict[str, Service]) -> None:
+    expected = {
+        "postgres": {},
+        "kafka": {},
+        "topic-init": {"kafka": "service_healthy"},
+        "kafka-ui": {"kafka": "service_healthy"},
+        "migrate": {"postgres": "service_healthy"},
+        "api": {"postgres": "service_healthy", "migrate": "service_completed_successfully"},
+        "relay": {
+            "migrate": "service_completed_successfully",
+            "kafka": "service_healthy",
+            "topic-init": "service_completed_successfully",
+        },
+    }
+    expected["consumer"] = expected["relay"]
+    assert {name: depends_on(service) for name, service in services.items()} == expected
+
+
+def test_every_wait_is_one_that_can_be_satisfied(services: dict[str, Service]) -> None:
+    """Healthy needs a health check; completed needs a job that ends; no cycles."""
+    for name, service in services.items():
+        for dependency, condition in depends_on(service).items():
+            target = services[dependency]
+            if condition == "service_healthy":
+                has_check = "test" in target.get("healthcheck", {}) or dependency == "api"
+                assert has_check and not healthcheck_disabled(target), f"{name} -> {dependency}"
+            if condition == "service_completed_successfully":
+                assert dependency in ONE_SHOT, f"{name} waits for {dependency} to exit"
+    order = list(
+        TopologicalSorter({n: set(depends_on(s)) for n, s in services.items()}).static_order()
+    )
+    assert order.index("migrate") < order.index("api")
+    assert order.index("topic-init") < min(order.index("relay"), order.index("consumer"))
+
+
+def test_restart_policies(services: dict[str, Service]) -> None:
+    for name in LONG_RUNNING:
+        assert services[name].get("restart") in {"unless-stopped", "always", "on-failure"}, name
+    for name in ONE_SHOT:
+        assert services[name].get("restart", "no") == "no", f"{name} runs once"
+
+
+def test_each_long_running_process_of_ours_reports_health(services: dict[str, Service]) -> None:
+    assert "healthcheck" not in services["api"], "the api keeps the image's HEALTHCHECK"
+    for role in ("relay", "consumer"):
+        probe = services[role]["healthcheck"]["test"]
+        assert probe == ["CMD", "python", "-m", "scripts.container", "healthcheck", role]
+    assert healthcheck_disabled(services["migrate"]), "a one-shot job has nothing to probe"
+
+
+def test_processes_get_time_to_drain_on_stop(services: dict[str, Service]) -> None:
+    for name in ("api", "relay", "consumer"):
+        grace = services[name].get("stop_grace_period", "10s")
+        assert re.fullmatch(r"\d+s", grace) and int(grace[:-1]) >= 20, f"{name}: {grace}"
+
+
+def test_published_ports(services: dict[str, Service]) -> None:
+    assert published(services["api"]) == {8080: 8080}
+    assert published(services["kafka-ui"]) == {8081: 8080}
+    assert published(services["postgres"]) == {5432: 5432}
+    assert set(published(services["kafka"])) == {9092}
+    for name in ("migrate", "relay", "consumer", "topic-init"):
+        assert published(services[name]) == {}, name
+
+
+def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resolver) -> None:
+    dotenv = {
+        "DB_HOST": "localhost",  # what a .env for `make dev` says: not for containers
+        "KAFKA_BROKERS": "localhost:9092",
+        "DATABASE_URL": "postgresql://me@localhost:5432/orders",
+        "HTTP_HOST": "127.0.0.1",
+        "DB_PORT": "6543",
+        "HTTP_PORT": "9000",
+        "DB_USER": "shop",
+        "DB_PASSWORD": "s3cret",
+        "DB_NAME": "shopdb",
+        "KAFKA_TOPIC": "shop.orders",
+        "KAFKA_GROUP_ID": "shop-service",
+        "LOG_LEVEL": "debug",
+        "RELAY_BATCH_SIZE": "123",
+    }
+    stack = resolve(dotenv)
+    postgres = environment(stack["postgres"])
+    for name in IMAGE_SERVICES:
+        env = environment(stack[name])
+        assert env["DB_HOST"] == "postgres" and env["DB_PORT"] == "5432"
+        assert env["KAFKA_BROKERS"] == "kafka:9092"
+        assert env["HTTP_HOST"] == "0.0.0.0" and env["HTTP_PORT"] == "8080"
+        assert "DATABASE_URL" not in env
+        assert (
+            (env["DB_USER"], env["DB_PASSWORD"], env["DB_NAME"])
+            == (
+                postgres["POSTGRES_USER"],
+                postgres["POSTGRES_PASSWORD"],
+                postgres["POSTGRES_DB"],
+            )
+            == ("shop", "s3cret", "shopdb")
+        )
+        assert env["KAFKA_TOPIC"] == "shop.orders" and env["KAFKA_GROUP_ID"] == "shop-service"
+        assert env["LOG_LEVEL"] == "debug" and env["RELAY_BATCH_SIZE"] == "123"
+    assert published(stack["api"]) == {9000: 8080}
+    assert published(stack["postgres"]) == {6543: 5432}
+    assert environment(stack["topic-init"])["TOPIC"] == "shop.orders"
+
+
+def test_an_empty_password_still_matches_between_postgres_and_the_app(resolve: Resolver) -> None:
+    stack = resolve({"DB_PASSWORD": ""})  # as in an unchanged copy of .env.example
+    password = environment(stack["postgres"])["POSTGRES_PASSWORD"]
+    assert password, "the postgres image refuses to start without a password"
+    assert {environment(stack[name])["DB_PASSWORD"] for name in IMAGE_SERVICES} == {password}
+
+
+def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
+    """The resolver validates: the same file with one wrong word is refused."""
+    broken = tmp_path / "compose.yaml"
+    text = COMPOSE_FILE.read_text()
+    assert "condition: service_completed_successfully" in text
+    broken.write_text(
+        text.replace("condition: service_completed_successfully", "condition: service_finished", 1)
+    )
+    done = run_compose_config(broken, {}, tmp_path)
+    assert done.returncode != 0
+    assert "service_finished" in done.stderr or "condition" in done.stderr
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_SERVICES))
+def test_image_services_run_one_of_the_images_roles(
+    services: dict[str, Service], name: str
+) -> None:
+    role, *_ = services[name]["command"]
+    assert role in ROLES, f"{name} runs {role!r}, which the image's entrypoint does not know"

@@ -9,17 +9,12 @@ import tempfile
 from granian.constants import Interfaces
 from granian.server import Server
 
-from app import config, logs
+from app.process import settings_or_exit
 from app.telemetry import MULTIPROCESS_ENV, prepare_multiprocess_metrics
 
 
 def main() -> int:
-    try:
-        settings = config.load()
-    except config.ConfigError as exc:
-        print(f"orders-api: configuration error: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level, settings.log_format)
+    settings = settings_or_exit("orders-api")
     if settings.http.workers > 1:
         # Each worker is a process: their metrics meet in files, merged by /metrics.
         metrics_dir = os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="orders-metrics-")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from decimal import Decimal
 
-from app import config, logs, telemetry
+from app import config
 from app.db.engine import create_engine
+from app.process import run_worker
 from app.services.orders import Emitter
 from consumer import replay
 from consumer.handler import EventHandler
@@ -20,11 +20,7 @@ from consumer.loop import ConsumerLoop
 log = logging.getLogger("consumer")
 
 
-async def serve(settings: config.Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     kafka = settings.kafka
     engine = create_engine(settings.database, application_name="orders-consumer")
     emitter = Emitter(source=kafka.source, topic_for=kafka.topic_for)
@@ -56,18 +52,7 @@ async def serve(settings: config.Settings) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["replay-dlq"]:
         return replay.main(argv[1:])
-    try:
-        settings = config.load()
-    except config.ConfigError as exc:
-        print(f"orders-consumer: configuration error: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level, settings.log_format)
-    telemetry.setup_tracing("orders-consumer", settings.otel_endpoint)
-    telemetry.serve_metrics(settings.metrics_host, settings.consumer.metrics_port)
-    try:
-        return asyncio.run(serve(settings))
-    finally:
-        telemetry.shutdown_tracing()
+    return run_worker("orders-consumer", serve, metrics_port=lambda s: s.consumer.metrics_port)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ by the consumer like any other, so replaying twice is harmless.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from app import config
+from app.process import settings_or_exit
 from consumer.kafka_io import DLQ_HEADER_PREFIX, header_pairs
 
 
@@ -101,11 +101,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     args = parser.parse_args(argv)
-    try:
-        settings = config.load().kafka
-    except config.ConfigError as exc:
-        print(f"orders-consumer: configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("orders-replay-dlq").kafka
     group = args.group or f"{settings.group_id}-dlq-replay"
     replay(settings, group=group, limit=args.limit, dry_run=args.dry_run)
     return 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 
-from app import config, logs, telemetry
+from app import config
 from app.db.engine import create_engine, libpq_url
+from app.process import run_worker
 from relay.loop import Relay
 from relay.publisher import FatalPublishError, KafkaPublisher, producer_config
 from relay.wakeup import Wakeup
@@ -18,11 +18,7 @@ from relay.wakeup import Wakeup
 log = logging.getLogger("relay")
 
 
-async def serve(settings: config.Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
     publisher = KafkaPublisher(producer_config(settings.kafka.brokers, client_id))
     engine = create_engine(settings.database, application_name="orders-relay")
@@ -40,18 +36,7 @@ async def serve(settings: config.Settings) -> int:
 
 
 def main() -> int:
-    try:
-        settings = config.load()
-    except config.ConfigError as exc:
-        print(f"orders-relay: configuration error: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level, settings.log_format)
-    telemetry.setup_tracing("orders-relay", settings.otel_endpoint)
-    telemetry.serve_metrics(settings.metrics_host, settings.relay.metrics_port)
-    try:
-        return asyncio.run(serve(settings))
-    finally:
-        telemetry.shutdown_tracing()
+    return run_worker("orders-relay", serve, metrics_port=lambda s: s.relay.metrics_port)
 
 
 if __name__ == "__main__":

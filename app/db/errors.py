@@ -21,6 +21,11 @@ CONSTRAINT_ERRORS: dict[str, FieldError] = {
     "idempotency_keys_key_length": FieldError("Idempotency-Key", "must be 1 to 255 characters"),
 }
 
+# Text PostgreSQL cannot store: U+0000 (refused by psycopg before sending, without a
+# SQLSTATE, or by the server as 22P05 in jsonb). The input is wrong, not the server;
+# the decoder refuses it first, this only keeps a field that forgets to from being a 500.
+_UNSTORABLE_TEXT = FieldError("body", "text must not contain the NUL character (\\u0000)")
+
 # SQLSTATE classes that mean "the database is not there right now", not "you are wrong":
 # 08 connection exception, 53 insufficient resources, 57 operator intervention
 # (shutdown, cancel), 40 transaction rollback (deadlock, serialization).
@@ -39,4 +44,8 @@ def translate(exc: DBAPIError) -> Exception:
         constraint = original.diag.constraint_name
         if constraint in CONSTRAINT_ERRORS:
             return InvalidInput([CONSTRAINT_ERRORS[constraint]])
+        if isinstance(original, psycopg.DataError) and (
+            state == "22P05" or (not state and "NUL" in str(original))
+        ):
+            return InvalidInput([_UNSTORABLE_TEXT])
     return exc

@@ -14,25 +14,39 @@ from app.domain.errors import FieldError, InvalidInput
 from app.domain.money import CURRENCIES, MAX_PRICE, has_cents_at_most, line_total
 from app.domain.status import Status
 
+# The end of the string: Python's `$` alone also matches before a final newline ("BY\n").
+END = r"$(?!\n)"
 # The same rule the database enforces (domain `email_address`); keep them equal.
 EMAIL_PATTERN = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+" + END
 )
 
-Text = Annotated[str, Meta(min_length=1, max_length=200)]
-MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, Meta(max_length=500)] | int | float | bool | None
-Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=50)]
+# PostgreSQL text and jsonb cannot hold U+0000, so no free text may contain it.
+NO_NUL = r"^[^\x00]*$"
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX_LENGTH = 64
+METADATA_TEXT_MAX_LENGTH = 500
+
+Text = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=METADATA_KEY_MAX_LENGTH, pattern=NO_NUL)]
+MetadataValue = (
+    Annotated[str, Meta(max_length=METADATA_TEXT_MAX_LENGTH, pattern=NO_NUL)]
+    | int
+    | float
+    | bool
+    | None
+)
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=METADATA_MAX_KEYS)]
 
 
 class Address(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     street: Text
-    city: Annotated[str, Meta(min_length=1, max_length=100)]
-    state: Annotated[str, Meta(max_length=100)] = ""
-    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-    zip_code: Annotated[str, Meta(min_length=1, max_length=20)]
+    city: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    state: Annotated[str, Meta(max_length=100, pattern=NO_NUL)] = ""
+    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}" + END, description="ISO 3166-1 alpha-2")]
+    zip_code: Annotated[str, Meta(min_length=1, max_length=20, pattern=NO_NUL)]
 
 
 class NewItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,7 +55,9 @@ class NewItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     price: Annotated[
         Decimal, Meta(description="Unit price: a JSON number, ≥ 0, at most 2 decimals")
     ]
-    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+    quantity: Annotated[
+        int, Meta(ge=1, le=10_000, description="A JSON integer, written as one: 3, not 3.0")
+    ]
 
 
 class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,7 +66,7 @@ class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     customer_id: UUID
     email: Annotated[str, Meta(max_length=254, pattern=EMAIL_PATTERN)]
     items: Annotated[list[NewItem], Meta(min_length=1)]
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}" + END, description="ISO 4217 code")]
     metadata: Metadata = msgspec.field(default_factory=dict)
     shipping_address: Address | None = None
     billing_address: Address | None = None

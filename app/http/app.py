@@ -16,13 +16,16 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import config, logs
+from app import config, logs, telemetry
 from app.config import HttpSettings, Settings
 from app.db.engine import create_engine
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
+from app.http.openapi import refine
+from app.http.options import allow_every_method
 from app.http.problems import problem_response
 from app.http.request_id import request_id_middleware
+from app.http.telemetry import metrics, telemetry_middleware
 from app.services.idempotency import prune_expired_keys
 from app.services.orders import Emitter
 
@@ -58,10 +61,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def get_emitter() -> Emitter:
         return emitter
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             OrderController,
             HealthController,
+            metrics,
             create_static_files_router(
                 path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
@@ -72,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "emitter": Provide(get_emitter, sync_to_thread=False),
         },
         lifespan=[database],
-        middleware=[request_id_middleware],
+        before_send=[allow_every_method],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -86,16 +90,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     css_url=f"{ASSETS_PATH}/swagger-ui.css",
                     standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
                     path="/docs",
-                    favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+                    favicon=(
+                        f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
+                    ),
                 )
             ],
         ),
         debug=False,
     )
+    # Outermost, so that every response has an X-Request-ID: also those the router refuses
+    # (404, 405) before any route's middleware would run.
+    app.asgi_handler = request_id_middleware(telemetry_middleware(app.asgi_handler))
+    refine(app.openapi_schema, settings.http)
+    return app
 
 
 def serve_app() -> Litestar:
     """The factory granian calls in each worker process: settings, logging, app."""
     settings = config.load()
     logs.configure(settings.log_level, settings.log_format)
+    telemetry.setup_tracing("orders-api", settings.otel_endpoint)
     return create_app(settings)

@@ -1,7 +1,8 @@
-"""A request-body DTO that decodes with our strict decoder but documents the plain type.
+"""Request-body DTOs that decode with our strict decoder but document the plain type.
 
 Litestar's default path decodes JSON to Python objects first (numbers become
-floats) and converts afterwards; money must never pass through a float.
+floats) and converts afterwards; money must never pass through a float, and
+every body's errors must read the same (`app.http.wire`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 
 from app.domain.order import NewOrder
-from app.http.wire import decode_new_order
+from app.http.wire import CancelRequest, decode, decode_new_order
+
+
+def _plain_schema(field_definition: Any, schema_creator: Any) -> Reference | Schema:
+    result: Reference | Schema = schema_creator.for_field_definition(field_definition)
+    return result
 
 
 class NewOrderBody(MsgspecDTO[NewOrder]):
@@ -23,5 +29,15 @@ class NewOrderBody(MsgspecDTO[NewOrder]):
     def create_openapi_schema(
         cls, field_definition: Any, handler_id: str, schema_creator: Any
     ) -> Reference | Schema:
-        result: Reference | Schema = schema_creator.for_field_definition(field_definition)
-        return result
+        return _plain_schema(field_definition, schema_creator)
+
+
+class CancelBody(MsgspecDTO[CancelRequest]):
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode(value, CancelRequest)
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: Any, handler_id: str, schema_creator: Any
+    ) -> Reference | Schema:
+        return _plain_schema(field_definition, schema_creator)

@@ -8,7 +8,8 @@ import binascii
 import msgspec
 
 from app.db.orders import Position
-from app.domain.errors import FieldError, InvalidInput
+from app.domain.errors import FieldError
+from app.http.wire import InvalidParameter
 
 
 def encode_cursor(position: Position) -> str:
@@ -21,4 +22,4 @@ def decode_cursor(cursor: str) -> Position:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return msgspec.json.decode(raw, type=Position)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidInput([FieldError("cursor", "is not a cursor this API issued")]) from exc
+        raise InvalidParameter([FieldError("cursor", "is not a cursor this API issued")]) from exc

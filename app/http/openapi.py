@@ -1,14 +1,52 @@
-"""What the OpenAPI document says about responses: real examples, every error shape."""
+"""What the OpenAPI document says: real examples, every error shape, every header and limit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import (
+    Example,
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    PathItem,
+    Reference,
+    RequestBody,
+    Schema,
+)
 
-from app.http.problems import MEDIA_TYPE, Problem
+from app.config import HttpSettings
+from app.domain.money import CURRENCIES, MAX_PRICE
+from app.domain.order import (
+    METADATA_KEY_MAX_LENGTH,
+    METADATA_MAX_KEYS,
+    METADATA_TEXT_MAX_LENGTH,
+    NO_NUL,
+    NewOrder,
+)
+from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
+from app.http.wire import PARAMETERS_DETAIL
 
+
+@dataclass
+class Verbatim(Example):
+    """An example rendered as given: Litestar drops every None from the dicts it renders,
+    which would turn `"from_status": null` into a missing (required) member."""
+
+    def to_schema(self) -> dict[str, Any]:
+        rendered = super().to_schema()
+        rendered["value"] = self.value
+        return rendered
+
+
+_REQUEST_ID = "0f9c4f5e-5b1d-4c53-8f0e-3c2b9d6a7e41"
 _ORDER: dict[str, Any] = {
     "id": "865ca832-c5c6-44b0-b235-37273c65aa19",
     "customer_id": "123e4567-e89b-12d3-a456-426614174000",
@@ -55,41 +93,69 @@ SUCCESS_EXAMPLES: dict[str, Any] = {
     "history": {
         "order_id": _ORDER["id"],
         "history": [
-            {"version": 1, "from_status": None, "to_status": "pending", "cause": "api",
-             "cause_id": "550e8400-e29b-41d4-a716-446655440000", "reason": None,
-             "changed_at": "2025-09-22T13:09:07.123456Z"},
-            {"version": 2, "from_status": "pending", "to_status": "confirmed", "cause": "event",
-             "cause_id": "0b7d2c1e-5d5a-4a52-9a55-2f4f9c0b1a11", "reason": None,
-             "changed_at": "2025-09-22T13:09:07.512345Z"},
+            {
+                "version": 1,
+                "from_status": None,
+                "to_status": "pending",
+                "cause": "api",
+                "cause_id": "550e8400-e29b-41d4-a716-446655440000",
+                "reason": None,
+                "changed_at": "2025-09-22T13:09:07.123456Z",
+            },
+            {
+                "version": 2,
+                "from_status": "pending",
+                "to_status": "confirmed",
+                "cause": "event",
+                "cause_id": "0b7d2c1e-5d5a-4a52-9a55-2f4f9c0b1a11",
+                "reason": None,
+                "changed_at": "2025-09-22T13:09:07.512345Z",
+            },
         ],
     },
-}  # fmt: skip
+}
 
-_PROBLEMS: dict[int, tuple[str, dict[str, Any]]] = {
-    400: ("Malformed JSON, or a bad parameter or header", {
-        "type": "urn:orders:problem:malformed-json", "title": "Malformed JSON", "status": 400,
+# One example per problem type (`urn:orders:problem:<slug>`); type, title and status
+# come from the error table itself, so the document cannot drift from the responses.
+_PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
+    "malformed-json": {
         "detail": "the body is not valid JSON: Input data was truncated",
-        "instance": "/api/v1/orders"}),
-    404: ("No such order", {
-        "type": "urn:orders:problem:order-not-found", "title": "Order not found", "status": 404,
-        "detail": "order 865ca832-c5c6-44b0-b235-37273c65aa19 does not exist"}),
-    409: ("The status does not allow it, or a request with this Idempotency-Key is in progress", {
-        "type": "urn:orders:problem:illegal-transition", "title": "Status change not allowed",
-        "status": 409, "detail": "an order that is shipped cannot become cancelled"}),
-    413: ("The body is larger than allowed", {
-        "type": "urn:orders:problem:payload-too-large", "title": "Request body too large",
-        "status": 413, "detail": "Request Entity Too Large"}),
-    415: ("The body is not JSON (send Content-Type: application/json)", {
-        "type": "urn:orders:problem:unsupported-media-type", "title": "Unsupported media type",
-        "status": 415, "detail": "send Content-Type: application/json"}),
-    422: ("The request breaks a rule; `errors` names each field", {
-        "type": "urn:orders:problem:validation-error", "title": "Invalid request", "status": 422,
+        "instance": "/api/v1/orders",
+    },
+    "invalid-parameter": {
+        "detail": PARAMETERS_DETAIL,
+        "instance": "/api/v1/orders",
+        "errors": [{"field": "limit", "message": "must be at most 100"}],
+    },
+    "order-not-found": {
+        "detail": "order 865ca832-c5c6-44b0-b235-37273c65aa19 does not exist",
+        "instance": "/api/v1/orders/865ca832-c5c6-44b0-b235-37273c65aa19",
+    },
+    "not-found": {"detail": "Not Found", "instance": "/api/v1/orders/not-a-uuid"},
+    "illegal-transition": {
+        "detail": "an order that is shipped cannot become cancelled",
+        "instance": "/api/v1/orders/865ca832-c5c6-44b0-b235-37273c65aa19/cancel",
+    },
+    "idempotency-key-in-flight": {
+        "detail": "a request with this Idempotency-Key is in progress",
+        "instance": "/api/v1/orders",
+    },
+    "payload-too-large": {"detail": "Request Entity Too Large", "instance": "/api/v1/orders"},
+    "unsupported-media-type": {
+        "detail": "send the body as JSON, with one Content-Type: application/json",
+        "instance": "/api/v1/orders",
+    },
+    "validation-error": {
         "detail": "The request is not valid.",
-        "errors": [{"field": "items[0].price", "message": "must have at most 2 decimals"}]}),
-    503: ("The database is unavailable; retry after `Retry-After` seconds", {
-        "type": "urn:orders:problem:unavailable", "title": "Service unavailable", "status": 503,
-        "detail": "the database is unavailable"}),
-}  # fmt: skip
+        "instance": "/api/v1/orders",
+        "errors": [{"field": "items[0].price", "message": "must have at most 2 decimals"}],
+    },
+    "idempotency-key-reused": {
+        "detail": "this Idempotency-Key was used with a different request",
+        "instance": "/api/v1/orders",
+    },
+    "unavailable": {"detail": "the database is unavailable", "instance": "/api/v1/orders"},
+}
 
 
 def success(container: type, description: str, example: str) -> ResponseSpec:
@@ -97,18 +163,234 @@ def success(container: type, description: str, example: str) -> ResponseSpec:
         container,
         description=description,
         generate_examples=False,
-        examples=[Example(summary=example, value=SUCCESS_EXAMPLES[example])],
+        examples=[Verbatim(summary=example, value=SUCCESS_EXAMPLES[example])],
     )
 
 
-def problems(*statuses: int) -> dict[int, ResponseSpec]:
+def problems(*slugs: str) -> dict[int, ResponseSpec]:
+    """The error responses of an operation, one example for each problem type it can return."""
+    by_status: dict[int, list[Kind]] = {}
+    for slug in slugs:
+        kind = KINDS[slug]
+        by_status.setdefault(kind.status, []).append(kind)
     return {
         status: ResponseSpec(
             Problem,
-            description=_PROBLEMS[status][0],
+            description=" / ".join(kind.title for kind in kinds),
             media_type=MEDIA_TYPE,
             generate_examples=False,
-            examples=[Example(summary=_PROBLEMS[status][1]["title"], value=_PROBLEMS[status][1])],
+            examples=[Verbatim(summary=kind.title, value=problem_example(kind)) for kind in kinds],
         )
-        for status in statuses
+        for status, kinds in sorted(by_status.items())
     }
+
+
+def problem_example(kind: Kind) -> dict[str, Any]:
+    head = {"type": kind.type, "title": kind.title, "status": kind.status}
+    return {**head, **_PROBLEM_EXAMPLES[kind.slug], "request_id": _REQUEST_ID}
+
+
+# --- What the types alone do not say -------------------------------------------------
+
+_HEADERS = {
+    "X-Request-ID": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING),
+        required=True,
+        description="The request's id: yours when you send a sensible one, else a new UUID",
+    ),
+    "Idempotent-Replayed": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+        description="`true` when the response is the one stored for this Idempotency-Key",
+    ),
+    "Retry-After": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+        required=True,
+        description="Seconds to wait before retrying",
+    ),
+}
+# Request headers every operation reads. Neither is ever refused: an X-Request-ID that
+# is not 1-128 of [A-Za-z0-9._:@/+=-] is replaced by a new UUID, not echoed.
+_REQUEST_HEADERS = [
+    Parameter(
+        name="X-Request-ID",
+        param_in="header",
+        schema=Schema(type=OpenAPIType.STRING),
+        description=(
+            "Your id for this request, echoed and logged when it is 1-128 characters of "
+            "`A-Za-z0-9._:@/+=-`; otherwise the server makes one up"
+        ),
+    ),
+]
+_TRACE_HEADERS = [
+    Parameter(
+        name=name,
+        param_in="header",
+        schema=Schema(type=OpenAPIType.STRING),
+        description=f"W3C trace context `{name}`: carried into the event this request causes",
+    )
+    for name in ("traceparent", "tracestate")
+]
+_QUERY_SCHEMAS: dict[str, Schema | Reference] = {
+    "customer_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID),
+    "status": Reference(ref="#/components/schemas/Status"),
+    "created_from": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+    "created_to": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+}
+_IDEMPOTENCY_KEY = Schema(
+    type=OpenAPIType.STRING,
+    min_length=1,
+    max_length=255,
+    pattern=r"^[\x20-\x7E]+$",
+    description="1 to 255 printable ASCII characters, e.g. a UUID",
+)
+# Any JSON scalar; `type` lists, where a oneOf would match an integer twice (integer, number).
+_METADATA_VALUE = Schema(
+    type=[OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.BOOLEAN, OpenAPIType.NULL],
+    max_length=METADATA_TEXT_MAX_LENGTH,
+    pattern=NO_NUL,
+)
+_REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/api/v1/orders"): {
+        name: _ORDER[name] for name in (f.name for f in msgspec.structs.fields(NewOrder))
+    },
+    ("post", "/api/v1/orders/{order_id}/cancel"): {"reason": "changed my mind"},
+}
+
+
+def refine(openapi: OpenAPI, http: HttpSettings) -> None:
+    """Say what the types alone cannot: exact money, closed objects, limits, headers."""
+    schemas = openapi.components.schemas
+    _money(schemas)
+    for name in ("NewOrder", "NewItem", "Address", "CancelRequest"):
+        schemas[name].additional_properties = False  # forbid_unknown_fields
+    new_order = _properties(schemas["NewOrder"])
+    _schema(new_order["items"]).max_items = http.max_items
+    _schema(new_order["currency"]).enum = sorted(CURRENCIES)
+    new_order["metadata"] = Schema(
+        type=OpenAPIType.OBJECT,
+        max_properties=METADATA_MAX_KEYS,
+        property_names=Schema(min_length=1, max_length=METADATA_KEY_MAX_LENGTH, pattern=NO_NUL),
+        additional_properties=_METADATA_VALUE,
+        description="A flat object: scalar values only",
+    )
+    _properties(schemas["Order"])["metadata"] = Schema(
+        type=OpenAPIType.OBJECT, additional_properties=_METADATA_VALUE
+    )
+    _properties(schemas["CancelRequest"])["reason"] = Schema(
+        type=[OpenAPIType.STRING, OpenAPIType.NULL], min_length=1, max_length=500, pattern=NO_NUL
+    )
+    openapi.components.headers = {**_HEADERS}
+    for path, item in (openapi.paths or {}).items():
+        for method, operation in _operations(item):
+            _refine_operation(path, method, operation, http)
+
+
+def _refine_operation(path: str, method: str, operation: Operation, http: HttpSettings) -> None:
+    _refine_parameters(operation, http)
+    operation.parameters = [
+        *(operation.parameters or []),
+        *_REQUEST_HEADERS,
+        *(_TRACE_HEADERS if method == "post" else []),
+    ]
+    body = operation.request_body
+    if isinstance(body, RequestBody) and (example := _REQUEST_EXAMPLES.get((method, path))):
+        for media in body.content.values():
+            media.examples = {"example": Verbatim(summary="An example", value=example)}
+    if isinstance(body, RequestBody) and path.endswith("/cancel"):
+        body.required = False  # no body, or an object; `null` is not one
+        body.content["application/json"].schema = Reference(
+            ref="#/components/schemas/CancelRequest"
+        )
+    operation.responses = _refine_responses(path, method, operation.responses or {})
+
+
+def _refine_parameters(operation: Operation, http: HttpSettings) -> None:
+    for parameter in operation.parameters or []:
+        if not isinstance(parameter, Parameter):
+            continue
+        if parameter.param_in == "query":
+            parameter.schema = _without_null(parameter.schema)
+        if parameter.name == "limit":
+            _schema(parameter.schema).maximum = http.max_page_size
+        if parameter.name in _QUERY_SCHEMAS:  # parsed by the controller, strictly
+            parameter.schema = _QUERY_SCHEMAS[parameter.name]
+        if parameter.name == "Idempotency-Key":
+            parameter.schema = _IDEMPOTENCY_KEY
+            hours = http.idempotency_ttl.total_seconds() / 3600
+            parameter.description = (
+                f"Any unique string, e.g. a UUID; remembered for {hours:g} hours "
+                "(IDEMPOTENCY_TTL_HOURS). The same key with the same body replays the stored "
+                "response; with another body it is a 422"
+            )
+
+
+def _refine_responses(
+    path: str, method: str, responses: dict[str, OpenAPIResponse | Reference]
+) -> dict[str, OpenAPIResponse | Reference]:
+    """Every response names its headers; errors are problems, so the framework's generic
+    400 (added to any operation with parameters) goes."""
+    refined: dict[str, OpenAPIResponse | Reference] = {}
+    for status, response in responses.items():
+        if isinstance(response, OpenAPIResponse):
+            if status >= "400" and MEDIA_TYPE not in (response.content or {}):
+                continue
+            names = ["X-Request-ID"]
+            if status == "503":
+                names.append("Retry-After")
+            if (method, path, status) == ("post", "/api/v1/orders", "201"):
+                names.append("Idempotent-Replayed")
+            response.headers = {
+                **(response.headers or {}),
+                **{name: Reference(ref=f"#/components/headers/{name}") for name in names},
+            }
+        refined[status] = response
+    return refined
+
+
+def _money(schemas: dict[str, Schema]) -> None:
+    """Money is a JSON number (exact in and out), never the string Decimal maps to by default."""
+    _properties(schemas["NewItem"])["price"] = Schema(
+        type=OpenAPIType.NUMBER,
+        minimum=0,
+        maximum=float(MAX_PRICE),
+        multiple_of=0.01,
+        description="Unit price: a JSON number (not a string), ≥ 0, at most 2 decimals",
+    )
+    _properties(schemas["Item"])["price"] = Schema(
+        type=OpenAPIType.NUMBER, minimum=0, description="Unit price, with 2 decimals"
+    )
+    _properties(schemas["Order"])["total_amount"] = Schema(
+        type=OpenAPIType.NUMBER,
+        minimum=0,
+        description="The sum of price times quantity, 2 decimals",
+    )
+
+
+def _without_null(schema: Schema | Reference | None) -> Schema | Reference | None:
+    """A query parameter is absent or a string: `oneOf [X, null]` is just X (with the
+    constraints Litestar puts beside the oneOf)."""
+    if not isinstance(schema, Schema) or not schema.one_of or len(schema.one_of) != 2:
+        return schema
+    kept = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == OpenAPIType.NULL)]
+    if len(kept) != 1:
+        return schema
+    inner = kept[0]
+    if isinstance(inner, Schema):
+        inner.max_length = inner.max_length or schema.max_length
+        inner.min_length = inner.min_length or schema.min_length
+    return inner
+
+
+def _operations(item: PathItem) -> list[tuple[str, Operation]]:
+    methods = ("get", "put", "post", "delete", "patch")
+    return [(m, op) for m in methods if isinstance(op := getattr(item, m), Operation)]
+
+
+def _properties(schema: Schema) -> dict[str, Schema | Reference]:
+    assert schema.properties is not None
+    return schema.properties
+
+
+def _schema(value: Schema | Reference | None) -> Schema:
+    assert isinstance(value, Schema)
+    return value

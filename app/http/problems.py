@@ -17,7 +17,13 @@ from app.domain.errors import (
     OrderNotFound,
     Unavailable,
 )
-from app.http.wire import MalformedJson, UnsupportedMediaType, encode
+from app.http.wire import (
+    PARAMETERS_DETAIL,
+    InvalidParameter,
+    MalformedJson,
+    UnsupportedMediaType,
+    encode,
+)
 
 log = logging.getLogger("app.http")
 
@@ -52,9 +58,11 @@ class Kind(msgspec.Struct, frozen=True):
 
 # First match wins, so subclasses come before their bases.
 VALIDATION = Kind(422, "validation-error", "Invalid request")
+INVALID_PARAMETER = Kind(400, "invalid-parameter", "Invalid query parameter")
 ERRORS: list[tuple[type[Exception], Kind]] = [
     (MalformedJson, Kind(400, "malformed-json", "Malformed JSON")),
     (UnsupportedMediaType, Kind(415, "unsupported-media-type", "Unsupported media type")),
+    (InvalidParameter, INVALID_PARAMETER),
     (InvalidInput, VALIDATION),
     (OrderNotFound, Kind(404, "order-not-found", "Order not found")),
     (IllegalTransition, Kind(409, "illegal-transition", "Status change not allowed")),
@@ -71,6 +79,11 @@ HTTP_KINDS: dict[int, Kind] = {
     415: Kind(415, "unsupported-media-type", "Unsupported media type"),
 }
 INTERNAL = Kind(500, "internal-error", "Internal server error")
+# Every kind by its slug, for the OpenAPI document; ours win over the framework's.
+KINDS: dict[str, Kind] = {
+    kind.slug: kind
+    for kind in [*HTTP_KINDS.values(), INVALID_PARAMETER, *(kind for _, kind in ERRORS)]
+}
 
 
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -106,9 +119,10 @@ def _classify(exc: Exception) -> tuple[Kind, str, list[FieldProblem] | None]:
     if isinstance(exc, ValidationException):
         errors = _parameter_errors(exc)
         # A body of the wrong shape is a validation error (422) wherever it is decoded;
-        # a bad parameter or header is a bad request (400).
-        kind = VALIDATION if _about_body(exc) else HTTP_KINDS[400]
-        return kind, "The request is not valid." if kind is VALIDATION else exc.detail, errors
+        # a bad query parameter is a bad request (400), like our own InvalidParameter.
+        if _about_body(exc):
+            return VALIDATION, "The request is not valid.", errors
+        return INVALID_PARAMETER, PARAMETERS_DETAIL, errors
     if isinstance(exc, HTTPException):
         kind = HTTP_KINDS.get(exc.status_code, Kind(exc.status_code, "http-error", exc.detail))
         return kind, exc.detail, None

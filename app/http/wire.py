@@ -4,17 +4,20 @@ Bodies are decoded by msgspec straight from the raw bytes against the target
 type, so a JSON number becomes an exact Decimal (never a float on the way) and a
 wrong JSON type is an error, not a coercion. msgspec itself accepts a *string*
 for a Decimal, so money fields get one more check: they must be JSON numbers.
+A name given twice in one object is refused too: parsers disagree on which one
+wins, and an order must mean the same thing to everyone who reads it.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.order import NewOrder
+from app.domain.order import NO_NUL, NewOrder
 from app.events.codec import encoder
 
 T = TypeVar("T")
@@ -26,6 +29,22 @@ class MalformedJson(Exception):
 
 class UnsupportedMediaType(Exception):
     """A body was sent, but not as JSON (HTTP 415)."""
+
+
+PARAMETERS_DETAIL = "A query parameter is not valid."
+
+
+class InvalidParameter(InvalidInput):
+    """A query parameter breaks a rule (HTTP 400; a body or a header that does is 422)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(errors, PARAMETERS_DETAIL)
+
+
+class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a cancel request."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)] | None = None
 
 
 def is_json(content_type: str | None) -> bool:
@@ -47,25 +66,61 @@ _PATTERN_HINTS = {
     "currency": "must be a 3-letter ISO 4217 currency code, like USD",
     "country": "must be a 2-letter ISO 3166 country code, like BY",
 }
-_AT = re.compile(r" - at (?:`key` in )?`\$(?P<path>[^`]*)`$")
+_NO_NUL_HINT = "must not contain the NUL character (\\u0000)"
+_AT = re.compile(r" - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"^Object (missing required|contains unknown) field `(?P<name>[^`]+)`")
 
 
 def decode(body: bytes, type_: type[T]) -> T:
     try:
-        return msgspec.json.decode(body, type=type_)
+        value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         _raise_if_malformed(body)  # decoding stops at the first error, which may come first
         raise InvalidInput([field_error(str(exc))]) from exc
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"the body is not valid UTF-8: {exc.reason}") from exc
+    if (twice := duplicate_name(body)) is not None:
+        raise InvalidInput([FieldError(twice, "is given more than once")])
+    return value
 
 
 def _raise_if_malformed(body: bytes) -> None:
+    """Refuse a body that is not JSON text at all (only its syntax is read, not its numbers)."""
     try:
-        msgspec.json.decode(body)
+        body.decode()
+        msgspec.json.decode(body, type=msgspec.Raw)
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"the body is not valid UTF-8: {exc.reason}") from exc
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+
+
+def duplicate_name(body: bytes) -> str | None:
+    """The path of the first name that appears twice in one object of a valid JSON body."""
+    tree = json.loads(body, object_pairs_hook=_Members, parse_int=str, parse_float=str)
+    return _first_duplicate(tree, "")
+
+
+class _Members(list[tuple[str, object]]):
+    """An object's members in document order, duplicates kept."""
+
+
+def _first_duplicate(node: object, path: str) -> str | None:
+    children: list[tuple[str, object]] = []
+    if isinstance(node, _Members):
+        names = [name for name, _ in node]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                return f"{path}.{name}".lstrip(".")
+        children = [(f"{path}.{name}".lstrip("."), value) for name, value in node]
+    elif isinstance(node, list):
+        children = [(f"{path}[{index}]", value) for index, value in enumerate(node)]
+    for child_path, child in children:
+        if (found := _first_duplicate(child, child_path)) is not None:
+            return found
+    return None
 
 
 def decode_new_order(body: bytes) -> NewOrder:
@@ -83,16 +138,22 @@ def decode_new_order(body: bytes) -> NewOrder:
 
 def field_error(message: str) -> FieldError:
     """Turn msgspec's `Expected … - at `$.items[0].price`` into a field and a sentence."""
-    path = ""
+    path, which = "", ""
     if found := _AT.search(message):
-        path = found["path"].lstrip(".")
+        path = found["path"].replace("[...]", "").lstrip(".")  # msgspec's "some dict value"
         message = message[: found.start()]
+        if found["key"]:
+            which = "a key: "
+        elif "[...]" in found["path"]:
+            which = "a value: "
     if named := _NAMED_FIELD.match(message):
         path = f"{path}.{named['name']}".lstrip(".")
         message = "is required" if "missing" in message else "is not a field of this object"
-    if "matching regex" in message:
+    if f"matching regex {NO_NUL!r}" in message:
+        message = _NO_NUL_HINT
+    elif "matching regex" in message:
         message = _PATTERN_HINTS.get(path.rsplit(".", 1)[-1], "has the wrong format")
-    return FieldError(path or "body", message)
+    return FieldError(path or "body", which + message)
 
 
 def encode(value: object) -> bytes:

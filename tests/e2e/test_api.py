@@ -150,9 +150,10 @@ def test_cancel_then_history(api: Pipeline) -> None:
     with api.client() as client:
         order = create(client, order_for(), **{"X-Request-ID": "req-create"}).json()["order"]
         cancelled = client.post(
-            f"/api/v1/orders/{order['id']}/cancel", json={"reason": "changed my mind"},
+            f"/api/v1/orders/{order['id']}/cancel",
+            json={"reason": "changed my mind"},
             headers={"X-Request-ID": "req-cancel"},
-        )  # fmt: skip
+        )
         again = client.post(f"/api/v1/orders/{order['id']}/cancel")
         history = client.get(f"/api/v1/orders/{order['id']}/history").json()
     assert cancelled.status_code == 200

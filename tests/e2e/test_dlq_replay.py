@@ -37,9 +37,12 @@ def test_replay_after_the_fix(
 
     event_id = str(uuid.uuid4())
     headers = {
-        "ce_specversion": "1.0", "ce_id": event_id, "ce_source": "/warehouse",
-        "ce_type": "order.shipped", "ce_subject": order_id,
-    }  # fmt: skip
+        "ce_specversion": "1.0",
+        "ce_id": event_id,
+        "ce_source": "/warehouse",
+        "ce_type": "order.shipped",
+        "ce_subject": order_id,
+    }
     kcat.produce(
         kafka.brokers, topics.orders, b"{}", key=SEED_ORDER["customer_id"], headers=headers
     )
@@ -51,16 +54,37 @@ def test_replay_after_the_fix(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TRIGGER refuse_shipping ON order_status_history")  # the fix is deployed
     env = child_env(running_pipeline.env)
-    dry = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq", "--dry-run"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    dry = subprocess.run(
+        [sys.executable, "-m", "consumer", "replay-dlq", "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "1 message(s) to replay" in dry.stdout
-    replay = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    replay = subprocess.run(
+        [sys.executable, "-m", "consumer", "replay-dlq"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "1 message(s) replayed" in replay.stdout
 
     running_pipeline.wait_for_status(order_id, "shipped")
-    again = subprocess.run([sys.executable, "-m", "consumer", "replay-dlq"],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "consumer", "replay-dlq"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
     replayed = [
         r for r in kcat.read_all(kafka.brokers, topics.orders) if r.headers.get("ce_id") == event_id

@@ -200,18 +200,19 @@ def test_logs_are_json_lines_that_carry_the_request_id(running_pipeline: Pipelin
 
 def test_api_metrics_add_up_across_workers(module_database_url: str, tmp_path: Path) -> None:
     topics = Topics(orders="orders", dlq="orders.dlq")
-    with pipeline(
-        module_database_url,
-        "127.0.0.1:9",
-        topics,
-        tmp_path,
-        start=("api",),
-        extra_env={"HTTP_WORKERS": "2"},
-    ) as running, running.client() as client:
+    with (
+        pipeline(
+            module_database_url,
+            "127.0.0.1:9",
+            topics,
+            tmp_path,
+            start=("api",),
+            extra_env={"HTTP_WORKERS": "2"},
+        ) as running,
+        running.client() as client,
+    ):
         for _ in range(40):  # spread over both workers by the kernel
-            assert (
-                client.get("/health/live", headers={"Connection": "close"}).status_code == 200
-            )
+            assert client.get("/health/live", headers={"Connection": "close"}).status_code == 200
         text = client.get("/metrics").text
     assert (
         sample(text, 'orders_http_requests_total{method="GET",route="/health/live",status="200"}')

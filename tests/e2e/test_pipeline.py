@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from scripts.stack.waiting import wait_for
 from tests.support import kcat
 from tests.support.pipeline import SEED_ORDER, Pipeline, Topics
 from tests.support.servers import KafkaServer
-from scripts.stack.waiting import wait_for
 
 REQUEST_ID = "550e8400-e29b-41d4-a716-446655440000"
 

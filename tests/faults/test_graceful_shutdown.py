@@ -56,8 +56,11 @@ def test_api_finishes_in_flight_requests(scenario: Scenario) -> None:
 def test_relay_and_consumer_drain_on_sigterm_and_lose_nothing(scenario: Scenario) -> None:
     scenario.send(ORDERS, RATE)
     for round_ in range(1, 3):
-        wait_for(lambda r=round_: scenario.load is not None and scenario.load.sent >= r * ORDERS // 3,
-                 timeout=60, what="orders flowing")  # fmt: skip
+        wait_for(
+            lambda r=round_: scenario.load is not None and scenario.load.sent >= r * ORDERS // 3,
+            timeout=60,
+            what="orders flowing",
+        )
         for name in ("relay", "consumer"):
             process = scenario.pipeline.running(name)[0]
             assert process.stop(timeout=30) == 0, f"{name} exits 0 on SIGTERM"

@@ -11,8 +11,11 @@ RATE = 40.0
 
 def _progress(scenario: Scenario, at_least: int) -> None:
     assert scenario.load is not None
-    wait_for(lambda: scenario.load is not None and scenario.load.sent >= at_least, timeout=60,
-             what=f"{at_least} orders sent")  # fmt: skip
+    wait_for(
+        lambda: scenario.load is not None and scenario.load.sent >= at_least,
+        timeout=60,
+        what=f"{at_least} orders sent",
+    )
 
 
 def test_relay_killed_mid_batch_loses_nothing(scenario: Scenario) -> None:

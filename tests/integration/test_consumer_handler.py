@@ -33,17 +33,23 @@ async def created_event(
     async with engine.connect() as conn:
         row = (await conn.execute(select(outbox))).one()
     event = IncomingEvent(
-        id=str(row.id), source=SOURCE, type="order.created", subject=str(order.id),
+        id=str(row.id),
+        source=SOURCE,
+        type="order.created",
+        subject=str(order.id),
         data=untyped_decoder.decode(encode(row.payload)),
-    )  # fmt: skip
+    )
     return event, order.id
 
 
 def external(order_id: uuid.UUID, event_type: str, event_id: str | None = None) -> IncomingEvent:
     return IncomingEvent(
-        id=event_id or str(uuid.uuid4()), source="/warehouse", type=event_type,
-        subject=None, data={"order_id": str(order_id)},
-    )  # fmt: skip
+        id=event_id or str(uuid.uuid4()),
+        source="/warehouse",
+        type=event_type,
+        subject=None,
+        data={"order_id": str(order_id)},
+    )
 
 
 def receipt(event: IncomingEvent, offset: int = 0) -> Receipt:

@@ -34,12 +34,27 @@ def _kcat() -> str:
 def read_all(brokers: str, topic: str, *, timeout: float = 30) -> list[KafkaRecord]:
     """Every record of `topic` from the beginning up to its current end."""
     result = subprocess.run(
-        [_kcat(), "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-J",
-         "-D", "\n", "-X", "api.version.request=true"],
+        [
+            _kcat(),
+            "-C",
+            "-b",
+            brokers,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-J",
+            "-D",
+            "\n",
+            "-X",
+            "api.version.request=true",
+        ],
         capture_output=True,
         timeout=timeout,
         check=True,
-    )  # fmt: skip
+    )
     # kcat writes payloads raw inside its JSON: binary ones are read leniently (their
     # bytes are then approximate; headers, keys and offsets are exact).
     lines = result.stdout.decode("utf-8", "replace").split("\n")

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from scripts.stack.kafka import LocalKafka, create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
 from scripts.stack.postgres import LocalPostgres

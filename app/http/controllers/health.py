@@ -7,10 +7,12 @@ import asyncio
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.errors import Unavailable
+from app.http.openapi import problems
 
 READY_TIMEOUT = 2.0
 
@@ -28,8 +30,12 @@ class HealthController(Controller):
     async def live(self) -> Health:
         return Health("ok")
 
-    @get("/ready", summary="The process can serve: the database answers")
-    async def ready(self, engine: AsyncEngine) -> Health:
+    @get(
+        "/ready",
+        summary="The process can serve: the database answers",
+        responses=problems("unavailable"),
+    )
+    async def ready(self, engine: NamedDependency[AsyncEngine]) -> Health:
         try:
             async with asyncio.timeout(READY_TIMEOUT), engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

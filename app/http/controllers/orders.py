@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import HttpSettings
@@ -21,19 +21,25 @@ from app.domain.errors import FieldError, InvalidInput, OrderNotFound
 from app.domain.order import NewOrder, Order, Transition, check_new_order
 from app.domain.origin import Origin
 from app.domain.status import Status
-from app.http.body import NewOrderBody
+from app.http.body import CancelBody, NewOrderBody
 from app.http.cursor import decode_cursor, encode_cursor
 from app.http.openapi import problems, success
-from app.http.wire import UnsupportedMediaType, encode, is_json
+from app.http.wire import (
+    CancelRequest,
+    InvalidParameter,
+    MalformedJson,
+    UnsupportedMediaType,
+    encode,
+    is_json,
+)
 from app.services import idempotency
 from app.services.orders import Emitter, apply_transition, create_order
+from app.telemetry import current_traceparent
 
+T = TypeVar("T")
 JSON = "application/json"
 REPLAYED = "Idempotent-Replayed"
 CREATED_MESSAGE = "Order created successfully"
-REQUEST_ID = ResponseHeader(
-    name="X-Request-ID", documentation_only=True, description="The request's id (echoed or made up)"
-)
 
 
 class OrderEnvelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -51,18 +57,16 @@ class OrderHistory(msgspec.Struct, frozen=True):
     history: list[Transition]
 
 
-class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
-
-
 def origin_of(request: Request[Any, Any, Any]) -> Origin:
     request_id: str | None = request.scope.get("state", {}).get("request_id")
+    # With tracing on, the event continues the request's span; off, the caller's context.
+    traceparent, tracestate = current_traceparent()
     return Origin(
         cause="api",
         cause_id=request_id,
         correlation_id=request_id,
-        traceparent=request.headers.get("traceparent"),
-        tracestate=request.headers.get("tracestate"),
+        traceparent=traceparent or request.headers.get("traceparent"),
+        tracestate=tracestate or request.headers.get("tracestate"),
     )
 
 
@@ -85,24 +89,32 @@ def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """Bodies are JSON: anything else is refused before it is read as JSON (415)."""
+    content_types = request.headers.getall("content-type", [])
     if (
         request.method == "POST"
         and await request.body()
-        and not is_json(request.headers.get("content-type"))
+        and (len(content_types) != 1 or not is_json(content_types[0]))
     ):
-        raise UnsupportedMediaType("send the body as JSON, with Content-Type: application/json")
+        raise UnsupportedMediaType("send the body as JSON, with one Content-Type: application/json")
+
+
+async def require_json_order(request: Request[Any, Any, Any]) -> None:
+    """An order is a body: none at all is no JSON at all (400), not a missing field."""
+    if not await request.body():
+        raise MalformedJson("the body is empty: send the order as JSON")
+    await require_json_body(request)
 
 
 class OrderController(Controller):
     path = "/api/v1/orders"
     before_request = staticmethod(require_json_body)
     tags = ["orders"]  # noqa: RUF012 - litestar reads a class attribute
-    response_headers = [REQUEST_ID]  # noqa: RUF012
 
     @post(
         "/",
         dto=NewOrderBody,
         return_dto=None,
+        before_request=require_json_order,
         status_code=201,
         summary="Create an order",
         description=(
@@ -111,28 +123,29 @@ class OrderController(Controller):
             "safely: the same key with the same body replays the stored response "
             f"(with `{REPLAYED}: true`) and creates nothing new."
         ),
-        response_headers=[
-            ResponseHeader(name=REPLAYED, documentation_only=True, description="`true` on a replay")
-        ],
         responses={
             201: success(OrderEnvelope, "The order, status pending", "created"),
-            **problems(400, 409, 413, 415, 422, 503),
+            **problems(
+                "malformed-json",
+                "idempotency-key-in-flight",
+                "payload-too-large",
+                "unsupported-media-type",
+                "validation-error",
+                "idempotency-key-reused",
+                "unavailable",
+            ),
         },
     )
     async def create(
         self,
         request: Request[Any, Any, Any],
-        data: NewOrder,
-        engine: AsyncEngine,
-        http_settings: HttpSettings,
-        emitter: Emitter,
+        data: JSONBody[NewOrder],
+        engine: NamedDependency[AsyncEngine],
+        http_settings: NamedDependency[HttpSettings],
+        emitter: NamedDependency[Emitter],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
-                required=False,
-                description="Any unique string (e.g. a UUID), 1-255 characters; kept 24 h",
-            ),
+            HeaderParameter(name="Idempotency-Key", required=False),  # see openapi.refine
         ] = None,
     ) -> Response[bytes]:
         check_new_order(data, max_items=http_settings.max_items)
@@ -164,27 +177,43 @@ class OrderController(Controller):
             "Oldest first, by `created_at` then `id`. Pass `next_cursor` back as `cursor` for "
             "the next page; it is null on the last page."
         ),
-        responses={200: success(OrderPage, "A page of orders", "page"), **problems(400, 422, 503)},
+        responses={
+            200: success(OrderPage, "A page of orders", "page"),
+            **problems("invalid-parameter", "unavailable"),
+        },
     )
     async def list_orders(
         self,
-        engine: AsyncEngine,
-        http_settings: HttpSettings,
-        customer_id: UUID | None = None,
-        status: Status | None = None,
+        request: Request[Any, Any, Any],
+        engine: NamedDependency[AsyncEngine],
+        http_settings: NamedDependency[HttpSettings],
+        customer_id: Annotated[
+            str | None, QueryParameter(description="only this customer's orders")
+        ] = None,
+        status: Annotated[
+            str | None, QueryParameter(description="only orders in this status")
+        ] = None,
         created_from: Annotated[
-            datetime | None, Parameter(description="inclusive, RFC 3339 with an offset")
+            str | None,
+            QueryParameter(description="inclusive, RFC 3339 with an offset"),
         ] = None,
         created_to: Annotated[
-            datetime | None, Parameter(description="exclusive, RFC 3339 with an offset")
+            str | None,
+            QueryParameter(description="exclusive, RFC 3339 with an offset"),
         ] = None,
         limit: Annotated[
-            int, Parameter(ge=1, description="page size (at most 100 by default)")
+            int, QueryParameter(ge=1, description="page size, at most HTTP_MAX_PAGE_SIZE (100)")
         ] = 20,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Response[bytes]:
-        where = OrderFilter(customer_id, status, created_from, created_to)
-        _check_listing(where, limit, http_settings.max_page_size)
+        errors = _repeated(request)
+        where = OrderFilter(
+            _parsed("customer_id", customer_id, UUID, "must be a UUID", errors),
+            _parsed("status", status, Status, f"must be one of {', '.join(Status)}", errors),
+            _moment("created_from", created_from, errors),
+            _moment("created_to", created_to, errors),
+        )
+        _check_listing(where, limit, http_settings.max_page_size, errors)
         after = decode_cursor(cursor) if cursor else None
         async with transaction(engine) as conn:
             found = await order_rows.list_orders(conn, where, after, limit + 1)
@@ -195,9 +224,14 @@ class OrderController(Controller):
     @get(
         "/{order_id:uuid}",
         summary="Get an order",
-        responses={200: success(OrderEnvelope, "The order", "order"), **problems(400, 404, 503)},
+        responses={
+            200: success(OrderEnvelope, "The order", "order"),
+            **problems("order-not-found", "not-found", "unavailable"),
+        },
     )
-    async def read(self, order_id: UUID, engine: AsyncEngine) -> Response[bytes]:
+    async def read(
+        self, order_id: FromPath[UUID], engine: NamedDependency[AsyncEngine]
+    ) -> Response[bytes]:
         async with transaction(engine) as conn:
             order = await order_rows.get_order(conn, order_id)
         if order is None:
@@ -206,6 +240,8 @@ class OrderController(Controller):
 
     @post(
         "/{order_id:uuid}/cancel",
+        dto=CancelBody,
+        return_dto=None,
         status_code=200,
         summary="Cancel an order",
         description=(
@@ -215,16 +251,25 @@ class OrderController(Controller):
         ),
         responses={
             200: success(OrderEnvelope, "The cancelled order", "cancelled"),
-            **problems(400, 404, 409, 415, 422, 503),
+            **problems(
+                "malformed-json",
+                "order-not-found",
+                "not-found",
+                "illegal-transition",
+                "payload-too-large",
+                "unsupported-media-type",
+                "validation-error",
+                "unavailable",
+            ),
         },
     )
     async def cancel(
         self,
         request: Request[Any, Any, Any],
-        order_id: UUID,
-        engine: AsyncEngine,
-        emitter: Emitter,
-        data: CancelRequest | None = None,
+        order_id: FromPath[UUID],
+        engine: NamedDependency[AsyncEngine],
+        emitter: NamedDependency[Emitter],
+        data: JSONBody[CancelRequest | None] = None,
     ) -> Response[bytes]:
         reason = data.reason if data else None
         async with transaction(engine) as conn:
@@ -249,10 +294,12 @@ class OrderController(Controller):
         ),
         responses={
             200: success(OrderHistory, "The transitions, oldest first", "history"),
-            **problems(400, 404, 503),
+            **problems("order-not-found", "not-found", "unavailable"),
         },
     )
-    async def history(self, order_id: UUID, engine: AsyncEngine) -> Response[bytes]:
+    async def history(
+        self, order_id: FromPath[UUID], engine: NamedDependency[AsyncEngine]
+    ) -> Response[bytes]:
         async with transaction(engine) as conn:
             transitions = await history.list_transitions(conn, order_id)
         if not transitions:
@@ -260,12 +307,44 @@ class OrderController(Controller):
         return _json(OrderHistory(order_id, transitions))
 
 
-def _check_listing(where: OrderFilter, limit: int, max_page_size: int) -> None:
-    errors = [
-        FieldError(name, "must include a UTC offset, e.g. 2026-01-01T00:00:00Z")
-        for name, moment in (("created_from", where.created_from), ("created_to", where.created_to))
-        if moment is not None and moment.tzinfo is None
+def _repeated(request: Request[Any, Any, Any]) -> list[FieldError]:
+    """A query parameter given twice is ambiguous: which one would filter?"""
+    names = [name for name, _ in request.query_params.multi_items()]
+    return [
+        FieldError(name, "is given more than once")
+        for name in sorted(set(names))
+        if names.count(name) > 1
     ]
+
+
+def _parsed(
+    name: str, raw: str | None, type_: type[T], rule: str, errors: list[FieldError]
+) -> T | None:
+    """The parameter as `type_`, strictly: "null" is not None, "PENDING" is not pending."""
+    if raw is None:
+        return None
+    try:
+        return msgspec.convert(raw, type_)
+    except msgspec.ValidationError:
+        errors.append(FieldError(name, rule))
+        return None
+
+
+def _moment(name: str, raw: str | None, errors: list[FieldError]) -> datetime | None:
+    """An RFC 3339 date-time with an offset; nothing else (not a bare date, not a timestamp)."""
+    rule = "must be an RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z"
+    moment = _parsed(name, raw, datetime, rule, errors)
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        errors.append(FieldError(name, "must include a UTC offset, e.g. 2026-01-01T00:00:00Z"))
+        return None
+    return moment
+
+
+def _check_listing(
+    where: OrderFilter, limit: int, max_page_size: int, errors: list[FieldError]
+) -> None:
     if limit > max_page_size:
         errors.append(FieldError("limit", f"must be at most {max_page_size}"))
     if (
@@ -276,4 +355,4 @@ def _check_listing(where: OrderFilter, limit: int, max_page_size: int) -> None:
     ):
         errors.append(FieldError("created_to", "must not be before created_from"))
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidParameter(errors)

@@ -1,0 +1,183 @@
+"""The OpenAPI document describes every endpoint, header, error and example, and its
+examples are valid against its own schemas (no I/O: the app is built, not served)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from app import config
+from app.http.app import create_app
+from app.http.problems import KINDS
+
+SETTINGS = {
+    "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",  # never connected to
+    "ORDER_MAX_ITEMS": "7",
+    "HTTP_MAX_PAGE_SIZE": "30",
+    "IDEMPOTENCY_TTL_HOURS": "48",
+}
+ENDPOINTS = {
+    ("post", "/api/v1/orders"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/orders/{order_id}"),
+    ("post", "/api/v1/orders/{order_id}/cancel"),
+    ("get", "/api/v1/orders/{order_id}/history"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+}
+# What each endpoint can answer besides success, as problem types.
+PROBLEMS = {
+    ("post", "/api/v1/orders"): {
+        "malformed-json", "idempotency-key-in-flight", "payload-too-large",
+        "unsupported-media-type", "validation-error", "idempotency-key-reused", "unavailable",
+    },
+    ("get", "/api/v1/orders"): {"invalid-parameter", "unavailable"},
+    ("get", "/api/v1/orders/{order_id}"): {"order-not-found", "not-found", "unavailable"},
+    ("post", "/api/v1/orders/{order_id}/cancel"): {
+        "malformed-json", "order-not-found", "not-found", "illegal-transition",
+        "payload-too-large", "unsupported-media-type", "validation-error", "unavailable",
+    },
+    ("get", "/api/v1/orders/{order_id}/history"): {"order-not-found", "not-found", "unavailable"},
+    ("get", "/health/live"): set(),
+    ("get", "/health/ready"): {"unavailable"},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    app = create_app(config.load(SETTINGS, env_file=None))
+    document: dict[str, Any] = app.openapi_schema.to_schema()
+    return document
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def conforms(spec: dict[str, Any], schema: dict[str, Any], value: object) -> list[str]:
+    """The errors of `value` against `schema`, whose $refs point into the document."""
+    root = {**schema, "components": spec["components"]}
+    validator = jsonschema_rs.Draft202012Validator(root)
+    return [error.message for error in validator.iter_errors(value)]
+
+
+def test_every_endpoint_is_described(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    found = {(method, path) for method, path, _ in operations(spec)}
+    assert found == ENDPOINTS
+    for _, _, operation in operations(spec):
+        assert operation["summary"]
+        assert operation["operationId"]
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ENDPOINTS))
+def test_every_error_is_a_problem_with_an_example(
+    spec: dict[str, Any], method: str, path: str
+) -> None:
+    responses = spec["paths"][path][method]["responses"]
+    documented = set()
+    for status, response in responses.items():
+        if int(status) < 400:
+            continue
+        media = response["content"]["application/problem+json"]
+        assert media["schema"] == {"$ref": "#/components/schemas/Problem"}
+        for example in media["examples"].values():
+            problem = example["value"]
+            slug = problem["type"].removeprefix("urn:orders:problem:")
+            assert KINDS[slug].status == problem["status"] == int(status)
+            assert problem["title"] == KINDS[slug].title
+            assert conforms(spec, media["schema"], problem) == []
+            documented.add(slug)
+    assert documented == PROBLEMS[(method, path)]
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ENDPOINTS))
+def test_every_response_names_its_headers(spec: dict[str, Any], method: str, path: str) -> None:
+    headers = spec["components"]["headers"]
+    assert headers["X-Request-ID"]["required"] is True
+    assert headers["Retry-After"]["schema"]["type"] == "integer"
+    for status, response in spec["paths"][path][method]["responses"].items():
+        names = set(response["headers"])
+        assert "X-Request-ID" in names
+        assert ("Retry-After" in names) == (status == "503")
+        replay = (method, path, status) == ("post", "/api/v1/orders", "201")
+        assert ("Idempotent-Replayed" in names) == replay
+        for ref in response["headers"].values():
+            assert ref["$ref"].removeprefix("#/components/headers/") in headers
+    parameters = {p["name"]: p for p in spec["paths"][path][method].get("parameters", [])}
+    assert parameters["X-Request-ID"]["in"] == "header"
+    assert ("traceparent" in parameters) == (method == "post")
+
+
+def test_idempotency_key_is_documented_with_its_rules(spec: dict[str, Any]) -> None:
+    parameters = spec["paths"]["/api/v1/orders"]["post"]["parameters"]
+    key = next(p for p in parameters if p["name"] == "Idempotency-Key")
+    assert key["in"] == "header"
+    assert key["required"] is False
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert "remembered for 48 hours" in key["description"]  # IDEMPOTENCY_TTL_HOURS
+
+
+def test_every_success_has_an_example_valid_against_its_schema(spec: dict[str, Any]) -> None:
+    checked = 0
+    for _, _, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400 or "examples" not in response["content"]["application/json"]:
+                continue
+            media = response["content"]["application/json"]
+            for example in media["examples"].values():
+                assert conforms(spec, media["schema"], example["value"]) == []
+                checked += 1
+    assert checked >= 5  # create, get, list, cancel, history
+
+
+@pytest.mark.parametrize(
+    ("path", "example"),
+    [("/api/v1/orders", "seed order"), ("/api/v1/orders/{order_id}/cancel", "reason")],
+)
+def test_request_bodies_have_valid_examples(spec: dict[str, Any], path: str, example: str) -> None:
+    body = spec["paths"][path]["post"]["requestBody"]
+    media = body["content"]["application/json"]
+    values = [found["value"] for found in media["examples"].values()]
+    assert values
+    for value in values:
+        assert conforms(spec, media["schema"], value) == []
+    assert body["required"] is (path == "/api/v1/orders")
+
+
+def test_the_order_schema_says_what_the_decoder_enforces(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    new_order = schemas["NewOrder"]
+    assert new_order["additionalProperties"] is False
+    assert schemas["NewItem"]["additionalProperties"] is False
+    assert schemas["Address"]["additionalProperties"] is False
+    assert new_order["properties"]["items"]["maxItems"] == 7  # ORDER_MAX_ITEMS
+    assert "USD" in new_order["properties"]["currency"]["enum"]
+    price = schemas["NewItem"]["properties"]["price"]
+    assert (price["type"], price["minimum"], price["multipleOf"]) == ("number", 0, 0.01)
+    assert schemas["Order"]["properties"]["total_amount"]["type"] == "number"
+    assert new_order["properties"]["metadata"]["maxProperties"] == 50
+    seed = spec["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]
+    valid = next(iter(seed["examples"].values()))["value"]
+    assert conforms(spec, {"$ref": "#/components/schemas/NewOrder"}, valid) == []
+    for wrong in (
+        {**valid, "id": "865ca832-c5c6-44b0-b235-37273c65aa19"},  # server-owned
+        {**valid, "items": [{**valid["items"][0], "price": "49.99"}]},  # money as a string
+        {**valid, "metadata": {"nested": {"a": 1}}},
+        {**valid, "currency": "XYZ"},
+    ):
+        assert conforms(spec, {"$ref": "#/components/schemas/NewOrder"}, wrong) != []
+
+
+def test_page_size_limit_is_the_configured_one(spec: dict[str, Any]) -> None:
+    parameters = spec["paths"]["/api/v1/orders"]["get"]["parameters"]
+    limit = next(p for p in parameters if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 30)
+    created = next(p for p in parameters if p["name"] == "created_from")
+    assert created["schema"] == {"type": "string", "format": "date-time"}

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults lint format \
-        fetch-kafka migrate lock clean up down logs ps image-wheels
+        fetch-kafka migrate schemas lock clean up down logs ps image-wheels
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -64,6 +64,9 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 format: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+schemas: $(STAMP) ## Regenerate the events' JSON Schemas in docs/events/ from the code
+	$(PY) -m app.events.schemas
 
 lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml (no index URLs recorded)
 	$(PY) -m pip install --quiet uv

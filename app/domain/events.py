@@ -6,14 +6,18 @@ Their wire form (CloudEvents on Kafka) lives in app.events.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
+from msgspec import Meta
 
+from app.domain.money import Money
 from app.domain.order import Address, Item, MetadataValue, Order, OrderState
 from app.domain.status import Status
+
+UtcTime = Annotated[datetime, Meta(tz=True)]  # RFC 3339 with an offset, always
 
 
 class EventType(StrEnum):
@@ -46,14 +50,14 @@ class OrderCreated(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     customer_id: UUID
     email: str
     status: Status
-    total_amount: Decimal
+    total_amount: Money
     currency: str
     items: list[Item]
     metadata: dict[str, MetadataValue]
     shipping_address: Address | None
     billing_address: Address | None
     version: int
-    created_at: datetime
+    created_at: UtcTime
 
 
 class OrderStatusChanged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -64,7 +68,7 @@ class OrderStatusChanged(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     status: Status
     previous_status: Status
     version: int
-    occurred_at: datetime
+    occurred_at: UtcTime
     reason: str | None = None
 
 

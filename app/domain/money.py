@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
+
+from msgspec import Meta
 
 CENT = Decimal("0.01")
+
+# An amount as it travels: an exact JSON number (see app/events/codec.py), never negative.
+Money = Annotated[Decimal, Meta(extra_json_schema={"minimum": 0})]
 MAX_PRICE = Decimal("99999999.99")
 
 # Active ISO 4217 codes (the standard's List One), minus funds

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.money import CURRENCIES, MAX_PRICE, has_cents_at_most, line_total
+from app.domain.money import CURRENCIES, MAX_PRICE, Money, has_cents_at_most, line_total
 from app.domain.status import Status
 
 # The end of the string: Python's `$` alone also matches before a final newline ("BY\n").
@@ -98,7 +98,7 @@ def check_new_order(order: NewOrder, *, max_items: int) -> None:
 class Item(msgspec.Struct, frozen=True):
     product_id: UUID
     name: str
-    price: Decimal
+    price: Money
     quantity: int
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
+import jsonschema_rs
+
+from app.events import schemas
 from scripts.stack.waiting import wait_for
 from tests.support import kcat
 from tests.support.pipeline import SEED_ORDER, Pipeline, Topics
@@ -52,6 +56,11 @@ def test_seed_order_is_created_published_and_confirmed(
     data = created.json()
     assert isinstance(data, dict)
     assert data["order_id"] == order["id"] and data["version"] == 1
+    for record in (created, confirmed):  # the published schemas describe what is on the wire
+        schema = json.loads(
+            (schemas.DIRECTORY / f"{record.headers['ce_type']}.schema.json").read_text()
+        )
+        jsonschema_rs.validate(schema, record.json())
     assert confirmed.headers["ce_type"] == "order.confirmed"
     assert confirmed.key == SEED_ORDER["customer_id"]
     assert confirmed.partition == created.partition  # same key, same partition, in order

@@ -72,11 +72,11 @@ class Pipeline:
         process.start()
         self.processes[name].append(process)
         if name == "api":
-            wait_for(self._api_ready, timeout=30, what="the API to be ready")
+            wait_for(self._api_ready, timeout=90, what="the API to be ready")
         else:
             wait_for(
                 lambda: self._logged(process, f"{name} started"),
-                timeout=30,
+                timeout=90,
                 what=f"{name} to start",
             )
         return process

@@ -32,6 +32,7 @@ class DatabaseSettings(msgspec.Struct, frozen=True):
     url: str
     pool_size: int
     connect_timeout: float
+    statement_timeout: float  # seconds; 0: none
 
 
 class KafkaSettings(msgspec.Struct, frozen=True):
@@ -59,7 +60,6 @@ class HttpSettings(msgspec.Struct, frozen=True):
     max_items: int
     max_page_size: int
     idempotency_ttl: timedelta
-    request_timeout: float
 
 
 class RelaySettings(msgspec.Struct, frozen=True):
@@ -97,6 +97,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             url=_database_url(env),
             pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
             connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
+            statement_timeout=env.number("DB_STATEMENT_TIMEOUT", 10.0),
         ),
         kafka=_kafka(env),
         http=HttpSettings(
@@ -107,7 +108,6 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             max_items=env.integer("ORDER_MAX_ITEMS", 100, low=1, high=10_000),
             max_page_size=env.integer("HTTP_MAX_PAGE_SIZE", 100, low=1, high=1000),
             idempotency_ttl=timedelta(hours=env.number("IDEMPOTENCY_TTL_HOURS", 24.0, low=0.001)),
-            request_timeout=env.number("HTTP_REQUEST_TIMEOUT", 10.0, low=0.1),
         ),
         relay=RelaySettings(
             batch_size=env.integer("RELAY_BATCH_SIZE", 500, low=1, high=10_000),

@@ -69,7 +69,9 @@ def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    settings = DatabaseSettings(url=sqlalchemy_url(database_url), pool_size=5, connect_timeout=5)
+    settings = DatabaseSettings(
+        url=sqlalchemy_url(database_url), pool_size=5, connect_timeout=5, statement_timeout=10
+    )
     engine = create_engine(settings, application_name="orders-tests")
     yield engine
     await engine.dispose()

@@ -32,6 +32,9 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
+            # A statement stuck longer (a lock held elsewhere, an overloaded server) is
+            # cancelled and surfaces as Unavailable (503 for the API), not as a hang.
+            "options": f"-c statement_timeout={round(settings.statement_timeout * 1000)}",
         },
         json_serializer=_encode_json,
         json_deserializer=_json_decoder.decode,

@@ -1,0 +1,201 @@
+"""Relay drain: a backlog of outbox rows written straight into the table, then timed out.
+
+The rows are `order.created` events exactly as the API writes them (payload bytes, CloudEvents
+headers), built by the app's own code for a template order and copied in SQL with fresh ids,
+for 10,000 customers (the key), on a topic nobody consumes. The drain is timed from the
+relay's first claim to its last acknowledged batch, both outbox timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from app.db.outbox import OutboxMessage
+from app.domain.events import EventType, order_created
+from app.domain.order import Address, Item, Order
+from app.domain.origin import Origin
+from app.domain.status import Status
+from app.events.cloudevents import to_outbox
+from bench.stack import Sql
+from bench.ui import step, wait_counting
+from scripts.stack.waiting import wait_for
+
+CUSTOMERS = 10_000
+FILL_BATCH = 2_000  # rows per transaction: each row's key takes an advisory lock until commit
+PLACEHOLDER_ORDER = uuid.UUID("00000000-0000-4000-8000-000000000001")
+PLACEHOLDER_CUSTOMER = uuid.UUID("00000000-0000-4000-8000-000000000002")
+PLACEHOLDER_EVENT = uuid.UUID("00000000-0000-4000-8000-000000000003")
+
+Record = tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]  # key, value, headers
+
+FILL = """
+INSERT INTO outbox (id, topic, key, event_type, subject, payload, headers)
+SELECT ids.event_id, %(topic)s, ids.customer::text, %(event_type)s, ids.order_id::text,
+       replace(replace(%(payload)s, %(p_order)s, ids.order_id::text),
+               %(p_customer)s, ids.customer::text)::json,
+       replace(replace(%(headers)s::text, %(p_event)s, ids.event_id::text),
+               %(p_order)s, ids.order_id::text)::jsonb
+  FROM (SELECT gen_random_uuid() AS event_id, gen_random_uuid() AS order_id,
+               md5((g %% %(customers)s::int)::text)::uuid AS customer
+          FROM generate_series(%(first)s::int, %(last)s::int) g) ids
+"""
+
+
+class Drain(msgspec.Struct):
+    rows: int
+    seconds: float  # first claim to last acknowledged batch (outbox timestamps)
+    events_per_s: float
+    wall_seconds: float  # from starting the relay process until the backlog read 0
+    reclaimed: int  # rows claimed more than once (should be 0)
+    batch_size: int  # RELAY_BATCH_SIZE
+    batch_publish_ms: float  # median, a batch's claim to its mark: decode, produce, acks
+    batch_gap_ms: float  # median, a batch's mark to the next claim: the database's part
+
+
+def template(topic: str) -> OutboxMessage:
+    """An `order.created` outbox message for the seed order, with placeholder ids."""
+    address = Address(
+        street="Main St, 1", city="Minsk", state="MI", country="BY", zip_code="220030"
+    )
+    now = datetime.now(UTC)
+    order = Order(
+        id=PLACEHOLDER_ORDER,
+        customer_id=PLACEHOLDER_CUSTOMER,
+        email="customer@example.com",
+        status=Status.PENDING,
+        total_amount=Decimal("149.97"),
+        currency="USD",
+        items=[
+            Item(
+                uuid.UUID("456e7890-e89b-12d3-a456-426614174001"),
+                "Test Product",
+                Decimal("49.99"),
+                3,
+            )
+        ],
+        metadata={"source": "bench", "run": "drain"},
+        shipping_address=address,
+        billing_address=address,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    request_id = str(uuid.uuid4())
+    origin = Origin(cause="api", cause_id=request_id, correlation_id=request_id)
+    event = order_created(PLACEHOLDER_EVENT, order)
+    assert event.type == EventType.CREATED
+    return to_outbox(event, topic=topic, source="/order-service", origin=origin)
+
+
+def fill(conn: Sql, topic: str, rows: int) -> None:
+    message = template(topic)
+    params: dict[str, object] = {
+        "topic": topic,
+        "event_type": message.event_type,
+        "payload": message.payload.decode(),
+        "headers": Jsonb(message.headers),
+        "p_order": str(PLACEHOLDER_ORDER),
+        "p_customer": str(PLACEHOLDER_CUSTOMER),
+        "p_event": str(PLACEHOLDER_EVENT),
+        "customers": CUSTOMERS,
+    }
+    with step(f"writing {rows:,} outbox rows for {CUSTOMERS:,} customers"):
+        for first in range(1, rows + 1, FILL_BATCH):
+            last = min(rows, first + FILL_BATCH - 1)
+            with conn.transaction():
+                conn.execute(FILL, {**params, "first": first, "last": last})
+        conn.execute("VACUUM ANALYZE outbox")
+
+
+def messages(conn: Sql, topic: str) -> list[Record]:
+    """The backlog as the relay will send it: key, value bytes, headers."""
+    rows = conn.execute(
+        "SELECT key, payload::text, headers FROM outbox WHERE topic = %s ORDER BY seq", (topic,)
+    ).fetchall()
+    return [
+        (
+            str(key).encode(),
+            str(payload).encode(),
+            [(name, str(value)) for name, value in dict(headers).items()],
+        )
+        for key, payload, headers in rows
+    ]
+
+
+def unpublished(conn: Sql) -> int:
+    row = conn.execute("SELECT unpublished FROM outbox_backlog").fetchone()
+    return int(row[0]) if row else 0
+
+
+# With one relay and no failures, the claims take the oldest rows by `seq`, `batch` at a time.
+BATCHES = """
+WITH rows AS (
+    SELECT (row_number() OVER (ORDER BY seq) - 1) / %(batch)s AS batch,
+           last_attempt_at, published_at
+      FROM outbox WHERE topic = %(topic)s
+), batches AS (
+    SELECT batch, min(last_attempt_at) AS claimed, max(published_at) AS marked
+      FROM rows GROUP BY batch
+)
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM marked - claimed)),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM next - marked))
+  FROM (SELECT claimed, marked, lead(claimed) OVER (ORDER BY batch) AS next FROM batches) b
+"""
+
+
+def wait_started(conn: Sql, backlog: int, timeout: float = 60) -> None:
+    """Wait for the relay's first acknowledged batch (it is past its start-up then)."""
+    wait_for(lambda: unpublished(conn) < backlog, timeout=timeout, what="the relay to publish")
+
+
+def wait_drained(conn: Sql, rows: int) -> None:
+    """Wait until the outbox has nothing unpublished (at least `rows` were, at the start)."""
+    total = max(rows, unpublished(conn))
+    drained = wait_counting(
+        "relay draining", lambda: unpublished(conn), total, timeout=600, interval=0.5
+    )
+    if not drained:
+        raise RuntimeError("the relay did not drain the backlog within 10 minutes")
+
+
+def drain(
+    conn: Sql,
+    topic: str,
+    rows: int,
+    start_relay: Callable[[], object],
+    batch_size: int,
+) -> Drain:
+    """Start the relay (`start_relay()`), wait for the backlog to empty, read the timings."""
+    started = time.monotonic()
+    start_relay()
+    wait_drained(conn, rows)
+    wall = time.monotonic() - started
+    row = conn.execute(
+        """
+        SELECT count(*), extract(epoch FROM max(published_at) - min(last_attempt_at)),
+               count(*) FILTER (WHERE attempts > 1)
+          FROM outbox WHERE topic = %s
+        """,
+        (topic,),
+    ).fetchone()
+    assert row is not None
+    count, seconds, reclaimed = int(row[0]), float(row[1]), int(row[2])
+    split = conn.execute(BATCHES, {"batch": batch_size, "topic": topic}).fetchone()
+    assert split is not None
+    return Drain(
+        rows=count,
+        seconds=round(seconds, 2),
+        events_per_s=round(count / seconds, 1),
+        wall_seconds=round(wall, 2),
+        reclaimed=reclaimed,
+        batch_size=batch_size,
+        batch_publish_ms=round(float(split[0] or 0) * 1000, 1),
+        batch_gap_ms=round(float(split[1] or 0) * 1000, 1),
+    )

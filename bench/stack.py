@@ -1,0 +1,139 @@
+"""The system under test: PostgreSQL and Kafka (given, or started like `make dev` does),
+the schema, and our three processes, each started and stopped by PID when a phase needs it."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka.admin import AdminClient
+
+from app import config
+from app.db.engine import libpq_url
+from bench.ui import console, step
+from scripts.stack import infra
+from scripts.stack.infra import Infra
+from scripts.stack.kafka import create_topics
+from scripts.stack.paths import REPO, free_port, state_dir
+from scripts.stack.processes import ManagedProcess, child_env, migrate
+from scripts.stack.waiting import wait_for
+
+SERVICES = ("api", "relay", "consumer")
+DRAIN_TOPIC = "orders.bench"  # relay drain: nobody consumes it
+RAW_TOPIC = "orders.bench.raw"  # the raw producer's baseline
+
+Sql = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass
+class Stack:
+    found: Infra
+    root: Path
+    http_port: int
+    env: dict[str, str]
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    retired: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def settings(self) -> config.Settings:
+        """What our processes will read (the environment, `.env`, then the defaults)."""
+        return config.load(child_env(self.env), env_file=str(REPO / ".env"))
+
+    @property
+    def database_url(self) -> str:
+        """As libpq (psql, pgbench, psycopg) takes it, whatever form DATABASE_URL had."""
+        return libpq_url(config.sqlalchemy_url(self.found.database_url))
+
+    def sql(self) -> Sql:
+        return psycopg.connect(self.database_url, autocommit=True)
+
+    def pid(self, name: str) -> int | None:
+        process = self.processes.get(name)
+        return process.pid if process is not None and process.returncode is None else None
+
+    def start(self, name: str) -> ManagedProcess:
+        if name in self.processes and self.processes[name].returncode is None:
+            return self.processes[name]
+        process = ManagedProcess.service(
+            name, self.env, sink=None, log_path=self.root / "logs" / f"{name}.log"
+        )
+        process.start()
+        self.processes[name] = process
+        if name == "api":
+            wait_for(self._api_ready, timeout=60, what="the API to answer /health/ready")
+        return process
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is not None:
+            code = process.stop()
+            if code not in (0, None, -15):
+                console.log(f"[yellow]{name} exited with {code}; see {process.log_path}")
+            self.retired.append(process)
+
+    def stop_all(self) -> None:
+        for name in reversed(SERVICES):
+            self.stop(name)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: {process.log_path}")
+
+    def _api_ready(self) -> bool:
+        self.check_alive()
+        with urllib.request.urlopen(f"{self.base_url}/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+
+
+def _service_env(found: Infra, http_port: int) -> dict[str, str]:
+    return {
+        **found.env(),
+        "HTTP_PORT": str(http_port),
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
+        "RELAY_METRICS_PORT": str(free_port()),
+        "CONSUMER_METRICS_PORT": str(free_port()),
+    }
+
+
+@contextmanager
+def running() -> Iterator[Stack]:
+    """Infrastructure, migrated schema and the bench topics; services are started by phases.
+
+    Everything started here is stopped on the way out, Ctrl-C included.
+    """
+    root = state_dir("bench")
+    # Ports are passed explicitly: infra.running's default ({}) trips over port 0 being "free".
+    ports = {name: free_port() for name in ("postgres", "kafka", "controller")}
+    with infra.running("bench", fresh=True, fsync=True, preferred_ports=ports) as found:
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        http_port = free_port()
+        stack = Stack(found, root, http_port, _service_env(found, http_port))
+        try:
+            with step("migrating the database"):
+                migrate(stack.env)
+            admin = AdminClient({"bootstrap.servers": found.kafka_brokers, "log_level": 0})
+            orders_partitions = found.topics.get("orders", 6)
+            create_topics(
+                admin,
+                {
+                    "orders": orders_partitions,
+                    "orders.dlq": 1,
+                    DRAIN_TOPIC: orders_partitions,
+                    RAW_TOPIC: orders_partitions,
+                },
+            )
+            del admin  # its connections would outlive Kafka at the end, complaining
+            yield stack
+        finally:
+            stack.stop_all()

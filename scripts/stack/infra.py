@@ -52,7 +52,9 @@ def _ports(
         if set(remembered) == set(names) and all(port_is_free(p) for p in remembered.values()):
             return remembered, True
     chosen = {
-        name: preferred[name] if port_is_free(preferred.get(name, 0)) else free_port()
+        name: preferred[name]
+        if name in preferred and port_is_free(preferred[name])
+        else free_port()
         for name in names
     }
     memo.write_text(json.dumps(chosen))

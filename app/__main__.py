@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 
-from granian.constants import Interfaces
+from granian.constants import Interfaces, Loops
 from granian.server import Server
 
 from app.process import settings_or_exit
@@ -25,6 +25,9 @@ def main() -> int:
         port=settings.http.port,
         interface=Interfaces.ASGI,
         workers=settings.http.workers,
+        loop=Loops.uvloop,
+        # Requests beyond this per worker wait in the listen backlog, not in memory.
+        backpressure=settings.http.max_concurrency,
         factory=True,
         log_enabled=False,
     )

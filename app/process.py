@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
+
 from app import config, logs, telemetry
 
 BAD_CONFIG = 2  # the only non-zero exit besides a fatal Kafka error
@@ -43,6 +45,6 @@ def run_worker(
         return await serve(settings, stop)
 
     try:
-        return asyncio.run(until_stopped())
+        return uvloop.run(until_stopped())
     finally:
         telemetry.shutdown_tracing()

@@ -24,6 +24,7 @@ from opentelemetry.trace import Span, SpanKind
 log = logging.getLogger("app.telemetry")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_enabled = False
 
 
 def setup_tracing(service: str, endpoint: str | None) -> None:
@@ -38,6 +39,8 @@ def setup_tracing(service: str, endpoint: str | None) -> None:
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
+    global _enabled  # noqa: PLW0603 - set once, at start, before anything reads it
+    _enabled = True
     log.info("tracing enabled", extra={"endpoint": endpoint, "service": service})
 
 
@@ -80,7 +83,8 @@ def span(
 
 
 def tracing_enabled() -> bool:
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    """Cheap to ask per message: a flag set once by setup_tracing."""
+    return _enabled
 
 
 def prepare_multiprocess_metrics(directory: str) -> None:

@@ -9,14 +9,17 @@ applied) or doubles nothing (the row is there).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy.ext.asyncio import AsyncEngine
+from opentelemetry.trace import SpanKind
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import telemetry
 from app.db import inbox
 from app.db.engine import transaction
 from app.db.inbox import Receipt
@@ -25,6 +28,7 @@ from app.domain.events import STATUS_FOR_EVENT, EventType, OrderCreated
 from app.domain.origin import Origin
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
+from app.logs import correlation_id
 from app.services.orders import Emitter, apply_transition
 from app.telemetry import current_traceparent
 
@@ -50,6 +54,14 @@ class Plan(msgspec.Struct, frozen=True):
 
 class Ignored(msgspec.Struct, frozen=True):
     why: str
+
+
+class Work(msgspec.Struct, frozen=True):
+    """An event to apply, what it asks for, and where it was read."""
+
+    event: IncomingEvent
+    plan: Plan
+    receipt: Receipt
 
 
 class EventHandler:
@@ -84,6 +96,34 @@ class EventHandler:
     async def apply(
         self, event: IncomingEvent, plan: Plan, receipt: Receipt
     ) -> tuple[Result, str | None]:
+        """Apply one event in its own transaction."""
+        return (await self.apply_all([Work(event, plan, receipt)]))[0]
+
+    async def apply_all(self, batch: Sequence[Work]) -> list[tuple[Result, str | None]]:
+        """Apply events in order, in one transaction (one commit, not one per event).
+
+        If anything fails, nothing of the batch is applied: the caller retries the
+        events one at a time to find the failing one.
+        """
+        async with transaction(self._engine) as conn:
+            return [await self._apply_in(conn, work) for work in batch]
+
+    async def _apply_in(self, conn: AsyncConnection, work: Work) -> tuple[Result, str | None]:
+        event, plan = work.event, work.plan
+        token = correlation_id.set(event.correlation_id)
+        try:
+            with telemetry.span(
+                f"process {event.type}",
+                parent={"traceparent": event.traceparent} if event.traceparent else None,
+                kind=SpanKind.CONSUMER,
+                attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id)},
+            ):
+                return await self._transition(conn, work)
+        finally:
+            correlation_id.reset(token)
+
+    async def _transition(self, conn: AsyncConnection, work: Work) -> tuple[Result, str | None]:
+        event, plan, receipt = work.event, work.plan, work.receipt
         traceparent, _ = current_traceparent()  # the consumer's span, when tracing is on
         origin = Origin(
             cause="event",
@@ -91,18 +131,17 @@ class EventHandler:
             correlation_id=event.correlation_id,
             traceparent=traceparent or event.traceparent,
         )
-        async with transaction(self._engine) as conn:
-            if not await inbox.claim(conn, receipt, order_id=plan.order_id):
-                return "duplicate", None
-            target, reason = self._decide(plan)
-            try:
-                await apply_transition(
-                    conn, plan.order_id, target, emitter=self._emitter, origin=origin, reason=reason
-                )
-            except (IllegalTransition, OrderNotFound) as refused:
-                # Nothing was written but the receipt: keep it, so the refusal is recorded once.
-                await inbox.settle(conn, receipt, "rejected", str(refused))
-                return "rejected", str(refused)
+        if not await inbox.claim(conn, receipt, order_id=plan.order_id):
+            return "duplicate", None
+        target, reason = self._decide(plan)
+        try:
+            await apply_transition(
+                conn, plan.order_id, target, emitter=self._emitter, origin=origin, reason=reason
+            )
+        except (IllegalTransition, OrderNotFound) as refused:
+            # Nothing was written but the receipt: keep it, so the refusal is recorded once.
+            await inbox.settle(conn, receipt, "rejected", str(refused))
+            return "rejected", str(refused)
         return "applied", reason
 
     def _decide(self, plan: Plan) -> tuple[Status, str | None]:

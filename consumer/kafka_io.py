@@ -87,7 +87,7 @@ class KafkaEventSource:
         )
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
-        messages = await asyncio.to_thread(self._consumer.consume, max_records, timeout)
+        messages = await asyncio.to_thread(self._take, max_records, timeout)
         if time.monotonic() >= self._next_lag_report:
             self._report_lag()
         records = []
@@ -100,6 +100,14 @@ class KafkaEventSource:
                 continue
             records.append(_record(message))
         return records
+
+    def _take(self, max_records: int, timeout: float) -> list[Message]:
+        """Wait for one message at most `timeout`, then take whatever else is already here:
+        a batch never waits to fill up, so a lone event is not held back."""
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
 
     def _report_lag(self) -> None:
         """Per assigned partition: its end (as of the last fetch) minus our position."""

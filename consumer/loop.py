@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from opentelemetry.trace import SpanKind
+import msgspec
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -26,13 +27,12 @@ from tenacity import (
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 
-from app import telemetry
 from app.db.inbox import Receipt
 from app.domain.errors import Unavailable
 from app.events.cloudevents import IncomingEvent, PoisonMessage, from_kafka
 from app.logs import correlation_id
 from consumer import metrics
-from consumer.handler import EventHandler, Ignored, Plan, Result
+from consumer.handler import EventHandler, Ignored, Result, Work
 from consumer.kafka_io import DeadLetters, EventSource, Record
 
 log = logging.getLogger("consumer")
@@ -40,6 +40,26 @@ log = logging.getLogger("consumer")
 POLL_TIMEOUT = 0.5
 BACKOFF_BASE = 0.2
 BACKOFF_MAX = 5.0
+
+
+class Step(msgspec.Struct, frozen=True):
+    """A record read as an event, and the work it asks for (None: ignored)."""
+
+    record: Record
+    event: IncomingEvent
+    work: Work | None
+
+
+def read(record: Record, handler: EventHandler) -> Step:
+    """The record as an event and what it asks for; PoisonMessage if it cannot be read."""
+    event = from_kafka(record.value, record.headers)
+    plan = handler.plan(event)
+    if isinstance(plan, Ignored):
+        return Step(record, event, None)
+    where = (record.topic, record.partition, record.offset)
+    return Step(
+        record, event, Work(event, plan, Receipt(event.source, event.id, event.type, *where))
+    )
 
 
 class Stopped(Exception):
@@ -67,49 +87,55 @@ class ConsumerLoop:
     async def run(self) -> None:
         try:
             while not self._stop.is_set():
-                for record in await self._source.poll(self._batch_size, POLL_TIMEOUT):
-                    if self._stop.is_set():
-                        break  # not done, so not committed: read again after restart
-                    await self.process(record)
-                    self._source.done(record)
+                await self.process(await self._source.poll(self._batch_size, POLL_TIMEOUT))
         except Stopped:
-            log.info("stopped while retrying a record; it will be read again")
+            log.info("stopped while retrying; what is not done will be read again")
         finally:
             self._source.close()
             self._dead_letters.close()
 
-    async def process(self, record: Record) -> None:
-        """Apply one record, or dead-letter it. Returns once it may be marked done."""
-        try:
-            event = from_kafka(record.value, record.headers)
-            plan = self._handler.plan(event)
-        except PoisonMessage as poison:
-            await self._dead_letter(record, poison.reason, poison)
-            return
-        if isinstance(plan, Ignored):
-            metrics.EVENTS.labels(event.type, "ignored").inc()
-            log.debug("event ignored", extra={"event_id": event.id, "why": plan.why})
-            return
-        receipt = Receipt(
-            event.source, event.id, event.type, record.topic, record.partition, record.offset
-        )
-        token = correlation_id.set(event.correlation_id)
-        started = time.perf_counter()
-        try:
-            with telemetry.span(
-                f"process {event.type}",
-                parent={"traceparent": event.traceparent} if event.traceparent else None,
-                kind=SpanKind.CONSUMER,
-                attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id)},
-            ):
-                await self._apply_with_retries(record, event, plan, receipt)
-        finally:
-            correlation_id.reset(token)
-            metrics.PROCESSING.observe(time.perf_counter() - started)
+    async def process(self, records: Sequence[Record]) -> None:
+        """Apply records in order, marking each done once its effect (or its dead letter) is
+        safe. Runs of events are applied in one transaction; poison splits the runs."""
+        run: list[Step] = []
+        for record in records:
+            try:
+                run.append(read(record, self._handler))
+            except PoisonMessage as poison:
+                await self._settle(run)
+                run = []
+                await self._dead_letter(record, poison.reason, poison)
+                self._source.done(record)
+        await self._settle(run)
 
-    async def _apply_with_retries(
-        self, record: Record, event: IncomingEvent, plan: Plan, receipt: Receipt
-    ) -> None:
+    async def _settle(self, steps: Sequence[Step]) -> None:
+        started = time.perf_counter()
+        todo = [step for step in steps if step.work is not None]
+        together = len(todo) > 1 and await self._apply_together(todo, started)
+        for step in steps:
+            if step.work is None:
+                metrics.EVENTS.labels(step.event.type, "ignored").inc()
+            elif not together:
+                await self._apply_with_retries(step, started)
+            self._source.done(step.record)
+
+    async def _apply_together(self, steps: list[Step], started: float) -> bool:
+        """One transaction for them all; False if it failed (then: one at a time)."""
+        try:
+            results = await self._apply_waiting_out_outages([s.work for s in steps if s.work])
+        except Stopped:
+            raise
+        except Exception as exc:
+            if self._stop.is_set():
+                raise Stopped from exc
+            log.warning("batch failed; applying its events one by one", extra={"error": repr(exc)})
+            return False
+        for step, (result, detail) in zip(steps, results, strict=True):
+            self._report(step, result, detail, started)
+        return True
+
+    async def _apply_with_retries(self, step: Step, started: float) -> None:
+        assert step.work is not None
         failing = self._retrying(
             retry=retry_if_not_exception_type((Unavailable, Stopped)),
             stop=stop_after_attempt(self._max_attempts),
@@ -117,33 +143,40 @@ class ConsumerLoop:
         try:
             async for attempt in failing:
                 with attempt:
-                    result, detail = await self._apply_waiting_out_outages(event, plan, receipt)
+                    [(result, detail)] = await self._apply_waiting_out_outages([step.work])
         except Stopped:
             raise
         except Exception as exc:
             if self._stop.is_set():
                 raise Stopped from exc
-            await self._dead_letter(record, f"failed {self._max_attempts} times", exc)
+            await self._dead_letter(step.record, f"failed {self._max_attempts} times", exc)
             return
-        metrics.EVENTS.labels(receipt.event_type, result).inc()
-        log.info(
-            f"event {result}",
-            extra={
-                "event_id": receipt.event_id,
-                "type": receipt.event_type,
-                "order_id": str(plan.order_id),
-                "detail": detail,
-            },
-        )
+        self._report(step, result, detail, started)
 
-    async def _apply_waiting_out_outages(
-        self, event: IncomingEvent, plan: Plan, receipt: Receipt
-    ) -> tuple[Result, str | None]:
+    def _report(self, step: Step, result: Result, detail: str | None, started: float) -> None:
+        assert step.work is not None
+        metrics.EVENTS.labels(step.event.type, result).inc()
+        metrics.PROCESSING.observe(time.perf_counter() - started)
+        token = correlation_id.set(step.event.correlation_id)
+        try:
+            log.info(
+                f"event {result}",
+                extra={
+                    "event_id": step.event.id,
+                    "type": step.event.type,
+                    "order_id": str(step.work.plan.order_id),
+                    "detail": detail,
+                },
+            )
+        finally:
+            correlation_id.reset(token)
+
+    async def _apply_waiting_out_outages(self, work: list[Work]) -> list[tuple[Result, str | None]]:
         async for attempt in self._retrying(
             retry=retry_if_exception_type(Unavailable), stop=stop_never
         ):
             with attempt:
-                return await self._handler.apply(event, plan, receipt)
+                return await self._handler.apply_all(work)
         raise AssertionError("unreachable: stop_never")
 
     def _retrying(self, *, retry: retry_base, stop: stop_base) -> AsyncRetrying:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from app.db import outbox
 from app.db.outbox import ClaimedMessage
 from relay import metrics
 from relay.leases import ShardLeases
-from relay.publisher import Delivery, FatalPublishError, Publisher
+from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
 from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
@@ -42,6 +43,16 @@ BACKOFF_MAX = 30.0
 PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
 PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
+
+
+@dataclass(frozen=True)
+class InFlight:
+    sending: Sending
+    started: float
+
+    @property
+    def keys(self) -> list[str]:
+        return list({message.key for message in self.sending.messages})
 
 
 @dataclass
@@ -93,11 +104,26 @@ class Relay:
             leases = ShardLeases(conn)
             await leases.join()
             log.info("relay started", extra={"slot": leases.slot, "shards": len(leases.owned)})
-            next_rebalance = next_prune = next_gauges = 0.0
-            failing = 0  # batches in a row with failed deliveries
+            await self._pump(conn, leases)
+        finally:
+            await raw.invalidate()
+            await raw.close()
+
+    async def _pump(self, conn: AsyncConnection, leases: ShardLeases) -> None:
+        """Claim and send batch N+1 while Kafka acknowledges batch N, then settle N.
+
+        Keys of the batch in flight are left out of the next claim, so a key never has
+        two batches on their way at once, and a refused event still holds back its key.
+        """
+        in_flight: InFlight | None = None
+        next_rebalance = next_prune = next_gauges = 0.0
+        failing = 0  # batches in a row with failed deliveries
+        try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_rebalance:
+                if now >= next_rebalance:  # shards only change hands with nothing in flight
+                    failing = _count(failing, await self._land(conn, in_flight))
+                    in_flight = None
                     await leases.rebalance()
                     metrics.SHARDS.set(len(leases.owned))
                     next_rebalance = now + REBALANCE_EVERY
@@ -109,28 +135,38 @@ class Relay:
                 if now >= next_prune:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
-                settled = await self.relay_once(conn, sorted(leases.owned))
-                failing = failing + 1 if settled.failed else 0
+                busy = in_flight.keys if in_flight else ()
+                sending = await self._send(conn, sorted(leases.owned), busy)
+                failing = _count(failing, await self._land(conn, in_flight))
+                in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
-                elif settled.claimed < self._settings.batch_size:
+                elif sending is None:
                     await self._idle()
         finally:
-            await raw.invalidate()
-            await raw.close()
+            await self._land(conn, in_flight)
 
     async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
-        """Claim, publish and settle one batch of the given shards."""
+        """Claim, publish and settle one batch of the given shards, without pipelining."""
+        return await self._land(conn, await self._send(conn, shards, ()))
+
+    async def _send(
+        self, conn: AsyncConnection, shards: Sequence[int], busy_keys: Sequence[str]
+    ) -> InFlight | None:
         if not shards:
-            return Settled()
+            return None
         started = time.perf_counter()
-        batch = await outbox.claim_batch(conn, shards, self._settings.batch_size)
-        if not batch:
+        batch = await outbox.claim_batch(conn, shards, self._settings.batch_size, busy_keys)
+        return InFlight(await self._publisher.send(batch), started) if batch else None
+
+    async def _land(self, conn: AsyncConnection, in_flight: InFlight | None) -> Settled:
+        """Wait for Kafka's answers on the batch in flight and record them."""
+        if in_flight is None:
             return Settled()
-        deliveries = await self._publisher.publish(batch, self._stop.is_set)
-        settled = await self._settle(conn, batch, deliveries)
+        deliveries = await self._publisher.wait(in_flight.sending, self._stop.is_set)
+        settled = await self._settle(conn, in_flight.sending.messages, deliveries)
         metrics.BATCHES.inc()
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
         return settled
 
     async def _settle(
@@ -182,11 +218,21 @@ class Relay:
 
 
 def _observe_published(batch: list[ClaimedMessage], delivered: set[UUID]) -> None:
-    now = datetime.now(UTC)
-    for message in batch:
-        if message.id in delivered:
-            metrics.PUBLISHED.labels(message.topic).inc()
-            metrics.PUBLISH_LATENCY.observe((now - message.created_at).total_seconds())
+    """Per batch, not per message: counting is cheap, a histogram sample per message is not."""
+    published = [message for message in batch if message.id in delivered]
+    if not published:
+        return
+    for topic, count in Counter(message.topic for message in published).items():
+        metrics.PUBLISHED.labels(topic).inc(count)
+    oldest = min(message.created_at for message in published)
+    metrics.PUBLISH_LATENCY.observe((datetime.now(UTC) - oldest).total_seconds())
+
+
+def _count(failing: int, settled: Settled) -> int:
+    """Batches in a row with failed deliveries, after one more was settled."""
+    if not settled.claimed:
+        return failing
+    return failing + 1 if settled.failed else 0
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -37,11 +37,28 @@ class FatalPublishError(Exception):
     """The producer cannot continue (e.g. its idempotence state is broken): restart."""
 
 
+class Sending(msgspec.Struct):
+    """A batch handed to the producer: its fate arrives in `results`, by message id."""
+
+    messages: list[ClaimedMessage]
+    expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
+    results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return len(self.results) >= self.expected
+
+    def deliveries(self) -> list[Delivery]:
+        return [self.results[m.id] for m in self.messages if m.id in self.results]
+
+
 class Publisher(Protocol):
-    async def publish(
-        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
-    ) -> list[Delivery]:
-        """Publish in order; return a Delivery for each message whose fate is known.
+    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
+        """Start publishing, in order; return at once, before Kafka acknowledges."""
+        ...
+
+    async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
+        """A Delivery for each message whose fate is known once Kafka has answered.
 
         Messages still in flight when `should_stop()` turns true are left out:
         their rows stay unpublished and go out again later.
@@ -68,38 +85,39 @@ def producer_config(brokers: str, client_id: str) -> dict[str, Any]:
 
 
 class KafkaPublisher:
-    def __init__(self, config: dict[str, Any], *, wait_step: float = 0.5) -> None:
+    def __init__(self, config: dict[str, Any], *, wait_step: float = 0.1) -> None:
         self._fatal: KafkaError | None = None
         self._producer = Producer({**config, "error_cb": self._on_error})
         self._wait_step = wait_step
         self._topics: set[str] = set()
         self._topics_checked = 0.0
 
-    async def publish(
-        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
-    ) -> list[Delivery]:
-        results: dict[UUID, Delivery] = {}
+    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
+        sending = Sending(list(messages))
         stopped_keys: set[str] = set()  # a refused message holds back the rest of its key
         for message in messages:
             if message.key in stopped_keys:
                 continue
+            sending.expected += 1
             if not await self._topic_exists(message.topic):
-                results[message.id] = Delivery(
-                    message.id, f"topic {message.topic!r} does not exist", True
-                )
+                error = f"topic {message.topic!r} does not exist"
+                sending.results[message.id] = Delivery(message.id, error, True)
             else:
-                self._produce(message, results)
-            if message.id in results and results[message.id].error:
+                self._produce(message, sending.results)
+            if message.id in sending.results and sending.results[message.id].error:
                 stopped_keys.add(message.key)
-        expected = sum(1 for m in messages if m.key not in stopped_keys or m.id in results)
-        while len(results) < expected:
-            await asyncio.to_thread(self._producer.flush, self._wait_step)
+        return sending
+
+    async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
+        while not sending.done:
+            # poll() returns as soon as delivery reports were served, or after wait_step.
+            await asyncio.to_thread(self._producer.poll, self._wait_step)
             if self._fatal is not None:
                 raise FatalPublishError(self._fatal.str())
-            if should_stop() and len(results) < expected:
+            if should_stop() and not sending.done:
                 self._producer.purge(in_queue=True, in_flight=False)
                 break
-        return [results[m.id] for m in messages if m.id in results]
+        return sending.deliveries()
 
     def close(self, timeout: float) -> None:
         self._producer.flush(timeout)
@@ -169,16 +187,17 @@ class InMemoryPublisher:
         self.sent: list[ClaimedMessage] = []
         self.refuse: dict[UUID, Delivery] = {}
 
-    async def publish(
-        self, messages: Sequence[ClaimedMessage], should_stop: Callable[[], bool]
-    ) -> list[Delivery]:
-        deliveries = []
+    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
+        sending = Sending(list(messages), expected=len(messages))
         for message in messages:
             refusal = self.refuse.get(message.id)
             if refusal is None:
                 self.sent.append(message)
-            deliveries.append(refusal or Delivery(message.id))
-        return deliveries
+            sending.results[message.id] = refusal or Delivery(message.id)
+        return sending
+
+    async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
+        return sending.deliveries()
 
     def close(self, timeout: float) -> None:
         return None

@@ -11,19 +11,22 @@ from app.db.tables import order_status_history as history
 from app.domain.order import Transition
 from app.domain.status import Status
 
+_INSERT = history.insert()
+
 
 async def record_transition(conn: AsyncConnection, order_id: UUID, entry: Transition) -> None:
     await conn.execute(
-        history.insert().values(
-            order_id=order_id,
-            version=entry.version,
-            from_status=entry.from_status.value if entry.from_status else None,
-            to_status=entry.to_status.value,
-            cause=entry.cause,
-            cause_id=entry.cause_id,
-            reason=entry.reason,
-            changed_at=entry.changed_at,
-        )
+        _INSERT,
+        {
+            "order_id": order_id,
+            "version": entry.version,
+            "from_status": entry.from_status.value if entry.from_status else None,
+            "to_status": entry.to_status.value,
+            "cause": entry.cause,
+            "cause_id": entry.cause_id,
+            "reason": entry.reason,
+            "changed_at": entry.changed_at,
+        },
     )
 
 

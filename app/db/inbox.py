@@ -6,7 +6,7 @@ from typing import Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,19 @@ class Receipt(msgspec.Struct, frozen=True):
     offset: int
 
 
+_CLAIM = (
+    insert(processed_events)
+    .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    .returning(processed_events.c.event_id)
+)
+_SETTLE = (
+    update(processed_events)
+    .where(processed_events.c.source == bindparam("b_source"))
+    .where(processed_events.c.event_id == bindparam("b_event_id"))
+    .values(outcome=bindparam("b_outcome"), detail=bindparam("b_detail"))
+)
+
+
 async def claim(conn: AsyncConnection, receipt: Receipt, *, order_id: UUID | None) -> bool:
     """Record the event as applied; False if it was recorded before (a duplicate).
 
@@ -33,28 +46,26 @@ async def claim(conn: AsyncConnection, receipt: Receipt, *, order_id: UUID | Non
     makes a concurrent duplicate wait here, then find the row and back off. If
     the event ends up not applied, `settle` records the real outcome.
     """
-    query = (
-        insert(processed_events)
-        .values(
-            source=receipt.source,
-            event_id=receipt.event_id,
-            event_type=receipt.event_type,
-            order_id=order_id,
-            outcome="applied",
-            topic=receipt.topic,
-            kafka_partition=receipt.partition,
-            kafka_offset=receipt.offset,
-        )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(processed_events.c.event_id)
-    )
-    return (await conn.execute(query)).first() is not None
+    values = {
+        "source": receipt.source,
+        "event_id": receipt.event_id,
+        "event_type": receipt.event_type,
+        "order_id": order_id,
+        "outcome": "applied",
+        "topic": receipt.topic,
+        "kafka_partition": receipt.partition,
+        "kafka_offset": receipt.offset,
+    }
+    return (await conn.execute(_CLAIM, values)).first() is not None
 
 
 async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, detail: str) -> None:
     await conn.execute(
-        update(processed_events)
-        .where(processed_events.c.source == receipt.source)
-        .where(processed_events.c.event_id == receipt.event_id)
-        .values(outcome=outcome, detail=detail[:2000])
+        _SETTLE,
+        {
+            "b_source": receipt.source,
+            "b_event_id": receipt.event_id,
+            "b_outcome": outcome,
+            "b_detail": detail[:2000],
+        },
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import RowMapping, select, tuple_
+from sqlalchemy import RowMapping, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import order_items, orders
@@ -39,21 +39,33 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     id: UUID
 
 
+# Built once: a statement object's compiled form and cache key are reused on every call.
+_INSERT_ORDER = orders.insert().returning(orders)
+_INSERT_ITEMS = order_items.insert()
+_GET_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
+_LOCK_ORDER = select(*_STATE_COLUMNS).where(orders.c.id == bindparam("order_id")).with_for_update()
+_SET_STATUS = (
+    orders.update()
+    .where(orders.c.id == bindparam("order_id"))
+    .values(status=bindparam("new_status"), version=orders.c.version + 1)
+    .returning(*_STATE_COLUMNS)
+)
+
+
 async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> Order:
     row = (
         await conn.execute(
-            orders.insert()
-            .values(
-                id=order_id,
-                customer_id=new.customer_id,
-                email=new.email,
-                total_amount=new.total_amount,
-                currency=new.currency,
-                metadata=new.metadata,
-                shipping_address=new.shipping_address,
-                billing_address=new.billing_address,
-            )
-            .returning(orders)
+            _INSERT_ORDER,
+            {
+                "id": order_id,
+                "customer_id": new.customer_id,
+                "email": new.email,
+                "total_amount": new.total_amount,
+                "currency": new.currency,
+                "metadata": new.metadata,
+                "shipping_address": new.shipping_address,
+                "billing_address": new.billing_address,
+            },
         )
     ).one()
     # Stored with two decimals, so 49 and 49.00 read back (and are announced) the same.
@@ -62,9 +74,16 @@ async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> 
         for item in new.items
     ]
     await conn.execute(
-        order_items.insert(),
+        _INSERT_ITEMS,
         [
-            {"order_id": order_id, "position": position, **msgspec.structs.asdict(item)}
+            {
+                "order_id": order_id,
+                "position": position,
+                "product_id": item.product_id,
+                "name": item.name,
+                "price": item.price,
+                "quantity": item.quantity,
+            }
             for position, item in enumerate(items)
         ],
     )
@@ -72,7 +91,7 @@ async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> 
 
 
 async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
-    row = (await conn.execute(select(orders).where(orders.c.id == order_id))).one_or_none()
+    row = (await conn.execute(_GET_ORDER, {"order_id": order_id})).one_or_none()
     if row is None:
         return None
     items = await _items_of(conn, [order_id])
@@ -100,20 +119,14 @@ async def list_orders(
 
 async def lock_order(conn: AsyncConnection, order_id: UUID) -> OrderState | None:
     """Read an order's state and hold its row until commit: status changes queue up here."""
-    query = select(*_STATE_COLUMNS).where(orders.c.id == order_id).with_for_update()
-    row = (await conn.execute(query)).one_or_none()
+    row = (await conn.execute(_LOCK_ORDER, {"order_id": order_id})).one_or_none()
     return _state(row._mapping) if row else None
 
 
 async def set_status(conn: AsyncConnection, order_id: UUID, status: Status) -> OrderState:
     """Move the order to `status` and bump its version (the per-order event sequence)."""
-    query = (
-        orders.update()
-        .where(orders.c.id == order_id)
-        .values(status=status.value, version=orders.c.version + 1)
-        .returning(*_STATE_COLUMNS)
-    )
-    return _state((await conn.execute(query)).one()._mapping)
+    result = await conn.execute(_SET_STATUS, {"order_id": order_id, "new_status": status.value})
+    return _state(result.one()._mapping)
 
 
 async def _items_of(conn: AsyncConnection, order_ids: Sequence[UUID]) -> dict[UUID, list[Item]]:

@@ -41,24 +41,29 @@ class ClaimedMessage(msgspec.Struct, frozen=True):
     attempts: int
 
 
+_ENQUEUE = outbox.insert().values(payload=cast(bindparam("payload", type_=Text), JSON))
+
+
 async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
     """Add `message` to the outbox, inside the caller's transaction."""
     await conn.execute(
-        outbox.insert().values(
-            id=message.id,
-            topic=message.topic,
-            key=message.key,
-            event_type=message.event_type,
-            subject=message.subject,
-            payload=cast(bindparam("payload", message.payload.decode(), type_=Text), JSON),
-            headers=message.headers,
-        )
+        _ENQUEUE,
+        {
+            "id": message.id,
+            "topic": message.topic,
+            "key": message.key,
+            "event_type": message.event_type,
+            "subject": message.subject,
+            "payload": message.payload.decode(),
+            "headers": message.headers,
+        },
     )
 
 
 # One statement: lock the oldest claimable rows (skipping rows another relay
 # holds), count the attempt, return them. Rows behind a parked row of the same
-# key wait with it, so a key's order survives a poison event.
+# key wait with it, so a key's order survives a poison event; so do rows of keys
+# whose previous batch is still on its way to Kafka (`busy_keys`).
 _CLAIM = text("""
     WITH batch AS (
         SELECT o.id
@@ -66,6 +71,7 @@ _CLAIM = text("""
          WHERE o.published_at IS NULL
            AND o.parked_at IS NULL
            AND o.shard = ANY(:shards)
+           AND NOT o.key = ANY(CAST(:busy_keys AS text[]))
            AND NOT EXISTS (
                SELECT 1 FROM outbox p
                 WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
@@ -84,22 +90,16 @@ _CLAIM = text("""
 
 
 async def claim_batch(
-    conn: AsyncConnection, shards: Sequence[int], limit: int
+    conn: AsyncConnection, shards: Sequence[int], limit: int, busy_keys: Sequence[str] = ()
 ) -> list[ClaimedMessage]:
-    """The oldest unpublished messages of `shards`, in commit order per key."""
-    rows = await conn.execute(_CLAIM, {"shards": list(shards), "limit": limit})
+    """The oldest unpublished messages of `shards`, in commit order per key, leaving out
+    the keys in `busy_keys`."""
+    result = await conn.execute(
+        _CLAIM, {"shards": list(shards), "limit": limit, "busy_keys": list(busy_keys)}
+    )
     claimed = [
-        ClaimedMessage(
-            id=row.id,
-            seq=row.seq,
-            topic=row.topic,
-            key=row.key,
-            payload=row.payload.encode(),
-            headers=row.headers,
-            created_at=row.created_at,
-            attempts=row.attempts,
-        )
-        for row in rows
+        ClaimedMessage(id_, seq, topic, key, payload.encode(), headers, created_at, attempts)
+        for id_, seq, topic, key, payload, headers, created_at, attempts in result
     ]
     claimed.sort(key=lambda message: message.seq)
     return claimed

@@ -1,6 +1,6 @@
 """The consumer loop: every record ends applied, ignored or dead-lettered, then marked done.
 
-The handler is a scripted fake (duck-typed `plan` / `apply`); Kafka is the in-memory
+The handler is a scripted fake (duck-typed `plan` / `apply_all`); Kafka is the in-memory
 source and dead-letter queue. Backoff is made instant so retries cost nothing.
 """
 
@@ -14,12 +14,11 @@ from uuid import UUID
 import anyio
 import pytest
 
-from app.db.inbox import Receipt
 from app.domain.errors import Unavailable
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from consumer import loop as consumer_loop
-from consumer.handler import EventHandler, Ignored, Plan, Result
+from consumer.handler import EventHandler, Ignored, Plan, Result, Work
 from consumer.kafka_io import InMemoryDeadLetters, InMemorySource, Record
 from consumer.loop import ConsumerLoop
 
@@ -61,7 +60,7 @@ def poison(offset: int) -> Record:
 class FakeHandler:
     """Plans every event as 'ship the order' (or ignores it); `apply` follows a script.
 
-    `failures[n]` is raised by the n-th call of apply (None: succeed); after the
+    `failures[n]` is raised by the n-th call of apply_all (None: succeed); after the
     script runs out, every call succeeds. `on_apply` runs first on each call.
     """
 
@@ -83,17 +82,16 @@ class FakeHandler:
             return Ignored("not for us")
         return Plan(order_id=UUID(event.subject or ""), target=Status.SHIPPED)
 
-    async def apply(
-        self, event: IncomingEvent, plan: Plan, receipt: Receipt
-    ) -> tuple[Result, str | None]:
+    async def apply_all(self, batch: Sequence[Work]) -> list[tuple[Result, str | None]]:
+        """One call is one transaction: a scripted failure fails the whole batch."""
         self.calls += 1
         if self._on_apply is not None:
             self._on_apply(self.calls)
         failure = self._failures.pop(0) if self._failures else None
         if failure is not None:
             raise failure
-        self.applied.append(event.id)
-        return "applied", None
+        self.applied.extend(work.event.id for work in batch)
+        return [("applied", None) for _ in batch]
 
 
 class DrainingSource(InMemorySource):
@@ -134,12 +132,13 @@ def make_loop(
     stop: asyncio.Event,
     *,
     max_attempts: int = 3,
+    batch_size: int = 10,
 ) -> ConsumerLoop:
     return ConsumerLoop(
         source,
         letters,
         cast(EventHandler, handler),
-        batch_size=10,
+        batch_size=batch_size,
         max_attempts=max_attempts,
         stop=stop,
     )
@@ -275,11 +274,25 @@ async def test_stop_interrupts_a_long_backoff(monkeypatch: pytest.MonkeyPatch) -
     assert source.closed
 
 
-async def test_stop_between_records_leaves_the_rest_for_the_next_run() -> None:
+async def test_stop_during_a_batch_finishes_it_and_leaves_the_rest_for_the_next_run() -> None:
     stop = asyncio.Event()
     records = [shipped(0), shipped(1), shipped(2)]
     source = DrainingSource(records, stop)
     handler = FakeHandler(on_apply=lambda _: stop.set())
-    await run(make_loop(source, InMemoryDeadLetters(), handler, stop))
-    assert handler.applied == ["evt-0"]
-    assert source.committed == [records[0]]
+    await run(make_loop(source, InMemoryDeadLetters(), handler, stop, batch_size=2))
+    assert handler.applied == ["evt-0", "evt-1"]  # the batch in hand is finished, together
+    assert handler.calls == 1
+    assert source.committed == records[:2]
+
+
+async def test_a_failing_batch_is_retried_one_event_at_a_time() -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1), shipped(2)]
+    source, letters = DrainingSource(records, stop), InMemoryDeadLetters()
+    boom = RuntimeError("one bad event")
+    # The batch fails; alone, the first event succeeds, the second fails every time.
+    handler = FakeHandler([boom, None, boom, boom, boom])
+    await run(make_loop(source, letters, handler, stop, max_attempts=3))
+    assert handler.applied == ["evt-0", "evt-2"]
+    assert letters.letters == [(records[1], "failed 3 times", boom)]
+    assert source.committed == records

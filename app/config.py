@@ -112,7 +112,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             idempotency_ttl=timedelta(hours=env.number("IDEMPOTENCY_TTL_HOURS", 24.0, low=0.001)),
         ),
         relay=RelaySettings(
-            batch_size=env.integer("RELAY_BATCH_SIZE", 500, low=1, high=10_000),
+            batch_size=env.integer("RELAY_BATCH_SIZE", 2000, low=1, high=10_000),
             poll_interval=env.number("RELAY_POLL_INTERVAL", 1.0, low=0.01),
             retention=timedelta(hours=env.number("OUTBOX_RETENTION_HOURS", 24.0, low=0.0)),
             metrics_port=env.integer("RELAY_METRICS_PORT", 9101, low=0, high=65535),

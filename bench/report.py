@@ -230,9 +230,9 @@ def tables(results: Results) -> list[tuple[str, list[str], list[list[str]]]]:
                 f"{d.rows:,}",
                 f"{d.seconds:.1f}",
                 f"{d.events_per_s:,.0f}",
-                f"batches of {d.batch_size}: claim → marked {d.batch_publish_ms:.1f} ms, "
-                f"marked → next claim {d.batch_gap_ms:.1f} ms (medians); wall "
-                f"{d.wall_seconds:.1f} s with start-up; re-claimed {d.reclaimed}",
+                f"batches of {d.batch_size}, one marked every {d.batch_cycle_ms:.1f} ms "
+                f"(median); wall {d.wall_seconds:.1f} s with start-up; "
+                f"failed attempts {d.failed_attempts}",
             ]
         )
     if results.raw_producer:

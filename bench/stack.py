@@ -3,6 +3,7 @@ the schema, and our three processes, each started and stopped by PID when a phas
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +101,8 @@ def _service_env(found: Infra, http_port: int) -> dict[str, str]:
         **found.env(),
         "HTTP_PORT": str(http_port),
         "LOG_LEVEL": "warning",
+        # As a deployment on this machine would run it: one API worker per core.
+        "HTTP_WORKERS": os.environ.get("HTTP_WORKERS", str(os.cpu_count() or 1)),
         "LOG_FORMAT": "json",
         "RELAY_METRICS_PORT": str(free_port()),
         "CONSUMER_METRICS_PORT": str(free_port()),

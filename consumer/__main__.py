@@ -9,7 +9,8 @@ import sys
 from decimal import Decimal
 
 from app import config
-from app.db.engine import create_engine
+from app.db.bell import OutboxBell
+from app.db.engine import create_engine, libpq_url
 from app.process import run_worker
 from app.services.orders import Emitter
 from consumer import replay
@@ -23,7 +24,8 @@ log = logging.getLogger("consumer")
 async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     kafka = settings.kafka
     engine = create_engine(settings.database, application_name="orders-consumer")
-    emitter = Emitter(source=kafka.source, topic_for=kafka.topic_for)
+    bell = OutboxBell(libpq_url(settings.database.url))
+    emitter = Emitter(kafka.source, kafka.topic_for, bell)
     handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total))
     source = KafkaEventSource(
         kafka.brokers,
@@ -44,6 +46,7 @@ async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     try:
         await consumer.run()
     finally:
+        await bell.close()
         await engine.dispose()
     log.info("consumer stopped")
     return 0

@@ -24,6 +24,7 @@ log = logging.getLogger("consumer.kafka")
 
 DLQ_HEADER_PREFIX = "dlq_"
 LAG_EVERY = 5.0
+BATCH_LINGER = 0.005  # seconds
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -102,12 +103,14 @@ class KafkaEventSource:
         return records
 
     def _take(self, max_records: int, timeout: float) -> list[Message]:
-        """Wait for one message at most `timeout`, then take whatever else is already here:
-        a batch never waits to fill up, so a lone event is not held back."""
+        """Wait for one message at most `timeout`, then for more only a moment (BATCH_LINGER):
+        a lone event is not held back for a batch to fill, and a burst is one transaction."""
         first = self._consumer.poll(timeout)
         if first is None:
             return []
-        return [first, *self._consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+        if max_records == 1:
+            return [first]
+        return [first, *self._consumer.consume(max_records - 1, BATCH_LINGER)]
 
     def _report_lag(self) -> None:
         """Per assigned partition: its end (as of the last fetch) minus our position."""

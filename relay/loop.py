@@ -39,6 +39,7 @@ log = logging.getLogger("relay")
 
 REBALANCE_EVERY = 2.0
 GAUGES_EVERY = 5.0
+WAKE_LINGER = 0.003  # seconds
 BACKOFF_MAX = 30.0
 PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
@@ -194,7 +195,9 @@ class Relay:
     async def _idle(self) -> None:
         timeout = self._settings.poll_interval
         if self._wakeup is not None:
-            await self._wakeup.wait(timeout)
+            if await self._wakeup.wait(timeout):
+                # Commits come in bursts: a moment's wait turns many one-row batches into one.
+                await asyncio.sleep(WAKE_LINGER)
         else:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import msgspec
@@ -94,12 +94,15 @@ class KafkaPublisher:
 
     async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
         sending = Sending(list(messages))
+        missing = {
+            topic for topic in {m.topic for m in messages} if not await self._topic_exists(topic)
+        }
         stopped_keys: set[str] = set()  # a refused message holds back the rest of its key
         for message in messages:
             if message.key in stopped_keys:
                 continue
             sending.expected += 1
-            if not await self._topic_exists(message.topic):
+            if message.topic in missing:
                 error = f"topic {message.topic!r} does not exist"
                 sending.results[message.id] = Delivery(message.id, error, True)
             else:
@@ -129,7 +132,10 @@ class KafkaPublisher:
             elif error.code() != KafkaError._PURGE_QUEUE:
                 results[message.id] = Delivery(message.id, error.str(), not error.retriable())
 
-        headers: list[tuple[str, str | bytes | None]] = list(_traced(message).items())
+        headers = cast(  # the client's stub is invariant; str values are what it takes
+            "dict[str, str | bytes | None]",
+            _traced(message) if telemetry.tracing_enabled() else message.headers,
+        )
         while True:
             try:
                 self._producer.produce(
@@ -163,8 +169,6 @@ class KafkaPublisher:
 def _traced(message: ClaimedMessage) -> dict[str, str]:
     """With tracing on, the publish is a span in the request's trace, and the consumer
     continues from it; off, the stored context travels as it is."""
-    if not telemetry.tracing_enabled():
-        return message.headers
     with telemetry.span(
         f"publish {message.topic}",
         parent=message.headers,

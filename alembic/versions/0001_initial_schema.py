@@ -99,7 +99,7 @@ CREATE TABLE outbox (
     headers         jsonb       NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     published_at    timestamptz,
-    attempts        integer     NOT NULL DEFAULT 0,
+    attempts        integer     NOT NULL DEFAULT 0,  -- failed publish attempts
     last_attempt_at timestamptz,
     last_error      text,
     parked_at       timestamptz
@@ -248,17 +248,6 @@ CREATE TRIGGER outbox_assign_seq
     BEFORE INSERT ON outbox
     FOR EACH ROW EXECUTE FUNCTION outbox_assign_seq();
 
--- Wake the relays; NOTIFY is delivered at commit, so they never see a row early.
-CREATE FUNCTION outbox_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox', '');
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER outbox_notify
-    AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 """
 
 REPORTING = """
@@ -323,7 +312,7 @@ CREATE VIEW outbox_failures AS
 SELECT id, seq, topic, key, event_type, subject, attempts, last_error, last_attempt_at,
        parked_at, clock_timestamp() - created_at AS age
   FROM outbox
- WHERE published_at IS NULL AND (last_error IS NOT NULL OR attempts > 1 OR parked_at IS NOT NULL)
+ WHERE published_at IS NULL AND (last_error IS NOT NULL OR attempts > 0 OR parked_at IS NOT NULL)
  ORDER BY seq;
 
 -- An operator's answer to a parked row: send it again (it and its key resume).
@@ -359,7 +348,7 @@ DROP FUNCTION IF EXISTS get_order_statistics(timestamptz);
 DROP TABLE IF EXISTS idempotency_keys, processed_events, outbox, order_status_history,
                      order_items, orders;
 DROP SEQUENCE IF EXISTS outbox_seq;
-DROP FUNCTION IF EXISTS outbox_notify(), outbox_assign_seq(), orders_touch_updated_at(),
+DROP FUNCTION IF EXISTS outbox_assign_seq(), orders_touch_updated_at(),
                         order_items_recompute_totals(), order_items_integrity(),
                         orders_integrity(), check_order_integrity(uuid);
 DROP DOMAIN IF EXISTS email_address;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -16,6 +16,7 @@ from app.db.errors import translate
 from app.domain.errors import Unavailable
 
 _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
+_AFTER_COMMIT = "orders.after_commit"
 
 
 def _encode_json(value: object) -> str:
@@ -43,15 +44,31 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One transaction; commits on success. Deferred constraints fire at the commit,
-    so the commit is inside the translation too."""
+    """One transaction; commits on success, then runs what `after_commit` registered.
+
+    Deferred constraints fire at the commit, so the commit is inside the translation too.
+    """
+    callbacks: list[Callable[[], None]] = []
     try:
         async with engine.begin() as conn:
-            yield conn
+            conn.info[_AFTER_COMMIT] = callbacks
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
     except DBAPIError as exc:
         raise translate(exc) from exc
     except (PoolTimeout, OSError) as exc:  # no connection to be had in time, or none at all
         raise Unavailable("the database is unavailable") from exc
+    for callback in callbacks:
+        callback()
+
+
+def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Run `callback` once this connection's transaction has committed (not if it rolls back)."""
+    callbacks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 def libpq_url(url: str) -> str:

@@ -60,32 +60,27 @@ async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
     )
 
 
-# One statement: lock the oldest claimable rows (skipping rows another relay
-# holds), count the attempt, return them. Rows behind a parked row of the same
-# key wait with it, so a key's order survives a poison event; so do rows of keys
-# whose previous batch is still on its way to Kafka (`busy_keys`).
+# One statement: the oldest claimable rows, locked (skipping rows another session
+# holds). Rows behind a parked row of the same key wait with it, so a key's order
+# survives a poison event; so do rows of keys whose previous batch is still on its
+# way to Kafka (`busy_keys`). Claiming writes nothing: the relay's shard lease makes
+# the rows its own, and a row costs one UPDATE in all (its mark), not two; failed
+# attempts are counted by record_failure.
 _CLAIM = text("""
-    WITH batch AS (
-        SELECT o.id
-          FROM outbox o
-         WHERE o.published_at IS NULL
-           AND o.parked_at IS NULL
-           AND o.shard = ANY(:shards)
-           AND NOT o.key = ANY(CAST(:busy_keys AS text[]))
-           AND NOT EXISTS (
-               SELECT 1 FROM outbox p
-                WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
-                  AND p.key = o.key AND p.seq < o.seq)
-         ORDER BY o.seq
-         LIMIT :limit
-           FOR UPDATE SKIP LOCKED
-    )
-    UPDATE outbox o
-       SET attempts = o.attempts + 1, last_attempt_at = clock_timestamp()
-      FROM batch
-     WHERE o.id = batch.id
- RETURNING o.id, o.seq, o.topic, o.key, o.payload::text AS payload, o.headers, o.created_at,
+    SELECT o.id, o.seq, o.topic, o.key, o.payload::text AS payload, o.headers, o.created_at,
            o.attempts
+      FROM outbox o
+     WHERE o.published_at IS NULL
+       AND o.parked_at IS NULL
+       AND o.shard = ANY(:shards)
+       AND NOT o.key = ANY(CAST(:busy_keys AS text[]))
+       AND NOT EXISTS (
+           SELECT 1 FROM outbox p
+            WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
+              AND p.key = o.key AND p.seq < o.seq)
+     ORDER BY o.seq
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
 """)
 
 
@@ -97,12 +92,10 @@ async def claim_batch(
     result = await conn.execute(
         _CLAIM, {"shards": list(shards), "limit": limit, "busy_keys": list(busy_keys)}
     )
-    claimed = [
+    return [
         ClaimedMessage(id_, seq, topic, key, payload.encode(), headers, created_at, attempts)
         for id_, seq, topic, key, payload, headers, created_at, attempts in result
     ]
-    claimed.sort(key=lambda message: message.seq)
-    return claimed
 
 
 async def mark_published(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
@@ -123,7 +116,9 @@ async def record_failure(
     await conn.execute(
         text("""
             UPDATE outbox
-               SET last_error = :error,
+               SET attempts = attempts + 1,
+                   last_attempt_at = clock_timestamp(),
+                   last_error = :error,
                    parked_at = CASE WHEN :park THEN clock_timestamp() END
              WHERE id = :id
         """),

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import config, logs, telemetry
 from app.config import HttpSettings, Settings
-from app.db.engine import create_engine
+from app.db.bell import OutboxBell
+from app.db.engine import create_engine, libpq_url
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
 from app.http.openapi import refine
@@ -48,9 +49,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
+            await bell.close()
             await state.pop("engine").dispose()
 
-    emitter = Emitter(source=settings.kafka.source, topic_for=settings.kafka.topic_for)
+    bell = OutboxBell(libpq_url(settings.database.url))
+    emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
 
     def engine() -> AsyncEngine:
         return state["engine"]

@@ -11,6 +11,8 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import history, orders, outbox
+from app.db.bell import OutboxBell
+from app.db.engine import after_commit
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed
 from app.domain.order import NewOrder, Order, OrderState, Transition
@@ -21,16 +23,20 @@ from app.events.cloudevents import to_outbox
 
 @dataclass(frozen=True)
 class Emitter:
-    """How our events leave: the CloudEvents source we sign them with, and their topics."""
+    """How our events leave: the CloudEvents source we sign them with, their topics, and
+    the bell that wakes the relays once the transaction that wrote them has committed."""
 
     source: str
     topic_for: Callable[[EventType], str]
+    bell: OutboxBell | None = None
 
     async def emit(self, conn: AsyncConnection, event: Event, origin: Origin) -> None:
         message = to_outbox(
             event, topic=self.topic_for(event.type), source=self.source, origin=origin
         )
         await outbox.enqueue(conn, message)
+        if self.bell is not None:
+            after_commit(conn, self.bell.ring)
 
 
 async def create_order(

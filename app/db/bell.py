@@ -1,0 +1,63 @@
+"""Waking the relays: `NOTIFY outbox`, sent after the writing transaction has committed.
+
+Not from a trigger inside the transaction: a transaction that has issued NOTIFY takes
+PostgreSQL's notification lock at commit and keeps it through the commit's WAL flush,
+so every writer would commit one at a time (measured: 31% fewer create-order
+transactions per second, and multi-second stalls under mixed load on a slow disk).
+Rung after the commit from a connection of its own, the NOTIFY writes no WAL and
+costs nothing; rings that come while one is being sent are folded into the next.
+A missed ring (the connection is down) only means the relays find the rows on their
+next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+log = logging.getLogger("app.bell")
+
+CHANNEL = "outbox"
+RETRY_AFTER = 1.0  # seconds before trying to reconnect after a failure
+
+
+class OutboxBell:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._rung = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def ring(self) -> None:
+        """Ask for a NOTIFY; returns at once."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._notify_forever())
+        self._rung.set()
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _notify_forever(self) -> None:
+        conn: psycopg.AsyncConnection[object] | None = None
+        try:
+            while True:
+                await self._rung.wait()
+                self._rung.clear()
+                try:
+                    conn = conn or await psycopg.AsyncConnection.connect(
+                        self._url, autocommit=True, connect_timeout=5
+                    )
+                    await conn.execute(f"NOTIFY {CHANNEL}")
+                except psycopg.Error as exc:
+                    log.warning("could not wake the relays", extra={"error": str(exc)})
+                    conn = None
+                    await asyncio.sleep(RETRY_AFTER)
+        finally:
+            if conn is not None:
+                await conn.close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from litestar import Response, get
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,9 +45,6 @@ def telemetry_middleware(app: ASGIApp) -> ASGIApp:
             return
         started = time.perf_counter()
         status = 500
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-        }
 
         async def observe(message: Message) -> None:
             nonlocal status
@@ -54,21 +52,34 @@ def telemetry_middleware(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
             await send(message)
 
-        with telemetry.span(
-            f"{scope['method']} {scope['path']}", parent=headers, kind=SpanKind.SERVER
-        ) as span:
-            try:
+        try:
+            if telemetry.tracing_enabled():
+                await _traced(app, scope, receive, observe, lambda: status)
+            else:  # the caller's traceparent still reaches the outbox (origin_of)
                 await app(scope, receive, observe)
-            finally:
-                route = scope.get("path_template") or UNMATCHED
-                span.update_name(f"{scope['method']} {route}")
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                REQUESTS.labels(scope["method"], route, str(status)).inc()
-                LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+        finally:
+            route = scope.get("path_template") or UNMATCHED
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
     return middleware
+
+
+async def _traced(
+    app: ASGIApp, scope: HTTPScope, receive: Receive, send: Send, status: Callable[[], int]
+) -> None:
+    """The request as a server span, continuing the caller's trace if it sent one."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    with telemetry.span(
+        f"{scope['method']} {scope['path']}", parent=headers, kind=SpanKind.SERVER
+    ) as span:
+        try:
+            await app(scope, receive, send)
+        finally:
+            span.update_name(f"{scope['method']} {scope.get('path_template') or UNMATCHED}")
+            span.set_attribute("http.response.status_code", status())
+            if status() >= 500:
+                span.set_status(Status(StatusCode.ERROR))
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)

@@ -51,11 +51,10 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     callbacks: list[Callable[[], None]] = []
     try:
         async with engine.begin() as conn:
+            # Replaced by the next transaction on this connection; not cleared here, as
+            # an invalidated connection (database gone) refuses even that.
             conn.info[_AFTER_COMMIT] = callbacks
-            try:
-                yield conn
-            finally:
-                conn.info.pop(_AFTER_COMMIT, None)
+            yield conn
     except DBAPIError as exc:
         raise translate(exc) from exc
     except (PoolTimeout, OSError) as exc:  # no connection to be had in time, or none at all
@@ -65,8 +64,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
-    """Run `callback` once this connection's transaction has committed (not if it rolls back)."""
-    callbacks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
+    """Run `callback` once the `transaction()` on `conn` has committed (not if it rolls back)."""
+    callbacks: list[Callable[[], None]] = conn.info[_AFTER_COMMIT]
     if callback not in callbacks:
         callbacks.append(callback)
 

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
         ),
         debug=False,
+        logging_config=None,  # ours (app/logs.py), not Litestar's default, which would replace it
     )
     # Outermost, so that every response has an X-Request-ID: also those the router refuses
     # (404, 405) before any route's middleware would run.

@@ -88,7 +88,9 @@ KINDS: dict[str, Kind] = {
 
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     kind, detail, errors = _classify(exc)
-    if kind.status >= 500:
+    if kind.status == 503:  # expected while the database is away: no traceback
+        log.warning("request refused", extra={"path": request.url.path, "error": str(exc)})
+    elif kind.status >= 500:
         log.error("request failed", exc_info=exc, extra={"path": request.url.path})
     problem = Problem(
         type=kind.type,

@@ -53,41 +53,29 @@ def test_replay_after_the_fix(
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TRIGGER refuse_shipping ON order_status_history")  # the fix is deployed
-    env = child_env(running_pipeline.env)
-    dry = subprocess.run(
-        [sys.executable, "-m", "consumer", "replay-dlq", "--dry-run"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    dry = replay_dlq(running_pipeline, "--dry-run")
     assert "1 message(s) to replay" in dry.stdout
-    replay = subprocess.run(
-        [sys.executable, "-m", "consumer", "replay-dlq"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    replay = replay_dlq(running_pipeline)
     assert "1 message(s) replayed" in replay.stdout
 
     running_pipeline.wait_for_status(order_id, "shipped")
-    again = subprocess.run(
-        [sys.executable, "-m", "consumer", "replay-dlq"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    again = replay_dlq(running_pipeline)
     assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
     replayed = [
         r for r in kcat.read_all(kafka.brokers, topics.orders) if r.headers.get("ce_id") == event_id
     ]
     assert len(replayed) == 2  # the original and its replay
     assert not any(name.startswith("dlq_") for name in replayed[1].headers)
+
+
+def replay_dlq(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m consumer replay-dlq`, as an operator runs it, with the pipeline's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "consumer", "replay-dlq", *args],
+        cwd=REPO,
+        env=child_env(pipeline.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )

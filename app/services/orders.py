@@ -3,9 +3,11 @@ caller's transaction, each writing its outbox event in that same transaction."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,6 +21,8 @@ from app.domain.order import NewOrder, Order, OrderState, Transition
 from app.domain.origin import Origin
 from app.domain.status import Status, check_transition
 from app.events.cloudevents import to_outbox
+
+log = logging.getLogger("app.orders")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ async def create_order(
     )
     await history.record_transition(conn, order.id, entry)
     await emitter.emit(conn, order_created(uuid4(), order), origin)
+    fields = {"order_id": str(order.id), "customer_id": str(order.customer_id)}
+    after_commit(conn, partial(log.info, "order created", extra=fields))
     return order
 
 
@@ -81,6 +87,8 @@ async def apply_transition(
     )
     await history.record_transition(conn, order_id, entry)
     await emitter.emit(conn, status_changed(uuid4(), changed, current.status, reason), origin)
+    fields = {"order_id": str(order_id), "from": current.status.value, "to": target.value}
+    after_commit(conn, partial(log.info, "order status changed", extra=fields))
     return changed
 
 

@@ -193,6 +193,12 @@ def test_logs_are_json_lines_that_carry_the_request_id(running_pipeline: Pipelin
         timeout=10,
         what="the consumer's log line",
     )
+    created = [
+        line for line in running_pipeline.log_lines("api") if line["message"] == "order created"
+    ]
+    assert [(line["order_id"], line["correlation_id"]) for line in created] == [
+        (order_id, "trace-me-1")
+    ]
     assert applied[0]["correlation_id"] == "trace-me-1"
     assert applied[0]["order_id"] == order_id
     assert applied[0]["level"] == "info" and applied[0]["time"].endswith("+00:00")

@@ -72,9 +72,11 @@ def audit(
         ).fetchall()
     records = kcat.read_all(brokers, topic)
     first_seen: dict[str, tuple[int, int]] = {}
-    for record in records:
-        event_id = record.headers.get("ce_id", "")
-        first_seen.setdefault(event_id, (record.partition, record.offset))
+    identified = [
+        record for record in records if record.headers.get("ce_id")
+    ]  # poison may have none
+    for record in identified:
+        first_seen.setdefault(record.headers["ce_id"], (record.partition, record.offset))
 
     by_key: dict[str, list[str]] = collections.defaultdict(list)
     for event_id, key, _ in rows:
@@ -100,6 +102,6 @@ def audit(
         doubled=[r[0] for r in doubled_confirm + doubled_events + gaps],
         order_violations=violations,
         kafka_records=len(records),
-        duplicates_on_kafka=len(records) - len(first_seen),
+        duplicates_on_kafka=len(identified) - len(first_seen),
         dlq=kcat.read_all(brokers, dlq_topic),
     )

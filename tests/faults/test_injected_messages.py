@@ -48,11 +48,10 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     )
     shipped, (nul_order, nul_customer) = confirmed[:5], confirmed[5]
 
-    # Duplicates: every order.created seen so far, again, byte for byte.
-    copies = [
-        r for r in kcat.read_all(brokers, topic) if r.headers.get("ce_type") == "order.created"
-    ]
-    for record in copies[:20]:
+    # Duplicates: the first twenty order.created on the topic (or all, if fewer), byte for byte.
+    on_topic = kcat.read_all(brokers, topic)
+    copies = [r for r in on_topic if r.headers.get("ce_type") == "order.created"][:20]
+    for record in copies:
         kcat.produce(brokers, topic, record.value or b"", key=record.key, headers=record.headers)
     # A warehouse ships five orders and, being at-least-once itself, says so twice.
     for order_id, customer_id in shipped:
@@ -126,4 +125,5 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
         for line in scenario.pipeline.log_lines("consumer")
         if line["message"] == "event duplicate"
     ]
-    assert len(duplicates) >= 20 + 5  # every copy was recognised
+    assert len(copies) >= 8
+    assert len(duplicates) >= len(copies) + 5  # every copy, and every second shipment, recognised

@@ -50,8 +50,14 @@ def _wait_for_ctrl_c(children: list[ManagedProcess]) -> None:
 
 
 def _ready(port: int, children: list[ManagedProcess]) -> bool:
+    """The whole pipeline is up: an order sent now is confirmed within moments."""
     if any(child.returncode is not None for child in children):
         raise RuntimeError("a process exited during start-up; see its output above")
+    by_name = {child.name: child for child in children}
+    if not (
+        by_name["relay"].said("relay started") and by_name["consumer"].said("partitions assigned")
+    ):
+        return False
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as response:
         return bool(response.status == 200)
 
@@ -78,8 +84,8 @@ def dev() -> int:
             child.start()
         wait_for(
             lambda: _ready(http_port, children),
-            timeout=60,
-            what="the API to answer /health/ready",
+            timeout=120,
+            what="the API to answer, the relay to start and the consumer to get its partitions",
         )
         print(
             f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"

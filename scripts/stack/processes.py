@@ -15,6 +15,7 @@ from typing import IO
 
 from scripts.stack.paths import REPO
 
+SEEN_LINES = 500
 COLOURS = {"api": "\033[36m", "relay": "\033[35m", "consumer": "\033[33m"}
 RESET = "\033[0m"
 
@@ -53,6 +54,9 @@ class ManagedProcess:
     colour: bool = False
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
     _pump: threading.Thread | None = field(default=None, repr=False)
+    _seen: list[str] = field(
+        default_factory=list, repr=False
+    )  # the first lines, for start-up checks
 
     @classmethod
     def service(cls, name: str, env: Mapping[str, str], **kwargs: object) -> ManagedProcess:
@@ -81,6 +85,10 @@ class ManagedProcess:
             target=self._copy_output, name=f"{self.name}-output", daemon=True
         )
         self._pump.start()
+
+    def said(self, text: str) -> bool:
+        """Whether one of its first lines of output contains `text` (e.g. "consumer started")."""
+        return any(text in line for line in list(self._seen))
 
     def signal(self, signum: int) -> None:
         if self._process and self._process.poll() is None:
@@ -123,6 +131,8 @@ class ManagedProcess:
         log = self.log_path.open("a") if self.log_path else None
         try:
             for line in self._process.stdout:
+                if len(self._seen) < SEEN_LINES:
+                    self._seen.append(line)
                 if log:
                     log.write(line)
                     log.flush()

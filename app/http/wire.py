@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -52,14 +52,6 @@ def is_json(content_type: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-class _PriceProbe(msgspec.Struct):
-    price: msgspec.Raw
-
-
-class _OrderProbe(msgspec.Struct):
-    items: list[_PriceProbe]
-
-
 # msgspec's messages are precise but quote regexes; say what the rule means instead.
 _PATTERN_HINTS = {
     "email": "must be a valid email address",
@@ -72,6 +64,12 @@ _NAMED_FIELD = re.compile(r"^Object (missing required|contains unknown) field `(
 
 
 def decode(body: bytes, type_: type[T]) -> T:
+    value, _ = _decode(body, type_)
+    return value
+
+
+def _decode(body: bytes, type_: type[T]) -> tuple[T, object]:
+    """The typed value, and the document as written (for what types cannot say)."""
     try:
         value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
@@ -81,9 +79,10 @@ def decode(body: bytes, type_: type[T]) -> T:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"the body is not valid UTF-8: {exc.reason}") from exc
-    if (twice := duplicate_name(body)) is not None:
+    document = _document(body)
+    if (twice := _first_duplicate(document, "")) is not None:
         raise InvalidInput([FieldError(twice, "is given more than once")])
-    return value
+    return value, document
 
 
 def _raise_if_malformed(body: bytes) -> None:
@@ -97,10 +96,17 @@ def _raise_if_malformed(body: bytes) -> None:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
 
 
-def duplicate_name(body: bytes) -> str | None:
-    """The path of the first name that appears twice in one object of a valid JSON body."""
-    tree = json.loads(body, object_pairs_hook=_Members, parse_int=str, parse_float=str)
-    return _first_duplicate(tree, "")
+class _Number(str):
+    """The text of a JSON number, told apart from a JSON string."""
+
+
+def _document(body: bytes) -> object:
+    """A valid JSON body as written: members in order with duplicates kept, numbers marked.
+
+    One stdlib pass answers both questions msgspec's typed decode cannot: was a name given
+    twice, and was a money field a number or a string?
+    """
+    return json.loads(body, object_pairs_hook=_Members, parse_int=_Number, parse_float=_Number)
 
 
 class _Members(list[tuple[str, object]]):
@@ -124,16 +130,21 @@ def _first_duplicate(node: object, path: str) -> str | None:
 
 
 def decode_new_order(body: bytes) -> NewOrder:
-    order = decode(body, NewOrder)
-    probe = msgspec.json.decode(body, type=_OrderProbe)
+    order, document = _decode(body, NewOrder)
     errors = [
         FieldError(f"items[{index}].price", "must be a JSON number, not a string")
-        for index, item in enumerate(probe.items)
-        if bytes(item.price).startswith(b'"')
+        for index, item in enumerate(_member(document, "items"))
+        if not isinstance(_member(item, "price"), _Number)
     ]
     if errors:
         raise InvalidInput(errors)
     return order
+
+
+def _member(members: object, name: str) -> Any:
+    """The value of `name` in an object of `_document` (valid and unique: decoded already)."""
+    assert isinstance(members, _Members)
+    return next(value for key, value in members if key == name)
 
 
 def field_error(message: str) -> FieldError:

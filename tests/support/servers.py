@@ -91,10 +91,18 @@ class KafkaServer:
     brokers: str
     local: LocalKafka | None = None
 
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings for a test's own client (producer, consumer, admin).
+
+        Every Kafka client a test builds starts from this, so that the broker's
+        security settings are written in one place.
+        """
+        return {"bootstrap.servers": self.brokers}
+
     def create_topics(self, partitions: dict[str, int]) -> None:
         from confluent_kafka.admin import AdminClient
 
-        create_topics(AdminClient({"bootstrap.servers": self.brokers}), partitions)
+        create_topics(AdminClient(self.client_config()), partitions)
 
 
 @contextmanager

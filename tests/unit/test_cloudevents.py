@@ -13,7 +13,14 @@ from app.domain.events import Event, order_created, status_changed
 from app.domain.order import Item, Order, OrderState
 from app.domain.origin import Origin
 from app.domain.status import Status
-from app.events.cloudevents import PoisonMessage, from_kafka, to_outbox
+from app.events.cloudevents import (
+    MAX_DEPTH,
+    MAX_VALUE_BYTES,
+    PoisonMessage,
+    from_kafka,
+    json_depth,
+    to_outbox,
+)
 
 EVENT_ID = UUID("0b7e3c1a-9a51-4a55-8a57-2f1c9c0f7a01")
 ORDER_ID = UUID("5f0c8a8e-7a43-4f8e-9d0e-0d6a3b9e2c11")
@@ -238,3 +245,66 @@ def test_message_that_is_not_a_readable_cloudevent_is_poison(
     value: bytes | None, headers: list[tuple[str, bytes]] | None, reason: str
 ) -> None:
     assert reason in poison_reason(value, headers)
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "reason"),
+    [
+        (nested(2_000), binary_headers(), "nested 2000 levels deep exceeds 32"),
+        (nested(100_000), binary_headers(), "nested 100000 levels deep exceeds 32"),
+        (b'{"data": ' + nested(5_000) + b', "specversion": "1.0"}', [], "levels deep"),
+        (b"\xff\xfe{}", binary_headers(), "value is not JSON"),
+        (b'{"reason": "\xff"}', binary_headers(), "value is not JSON"),
+        (b'{"specversion": "1.0", "id": "\xff"}', [], "value is not JSON"),
+        (b"0" * (MAX_VALUE_BYTES + 1), binary_headers(), f"exceeds {MAX_VALUE_BYTES}"),
+        (b"{}", binary_headers(ce_id="a" * 8192), "ce_id of 8192 characters exceeds 128"),
+        (b"{}", binary_headers(ce_source="/" * 257), "ce_source of 257 characters"),
+        (b"{}", binary_headers(ce_subject="x\ny"), "ce_subject holds control characters"),
+        (b"{}", [*binary_headers(), ("junk", b"x" * 20_000)], "headers of 20"),
+        (b"{}", [*binary_headers(), *[("h", b"")] * 100], "headers exceed 64"),
+        (envelope(id="a" * 8192), [], "invalid structured CloudEvent"),
+    ],
+    ids=[
+        "nested-2000",
+        "nested-100000",
+        "structured-nested-data",
+        "value-not-utf8",
+        "string-not-utf8",
+        "structured-not-utf8",
+        "value-too-large",
+        "ce_id-8192",
+        "long-source",
+        "control-character",
+        "huge-header",
+        "many-headers",
+        "structured-long-id",
+    ],
+)
+def test_what_would_break_a_parser_or_an_index_is_poison_before_decoding(
+    value: bytes, headers: list[tuple[str, bytes]], reason: str
+) -> None:
+    assert reason in poison_reason(value, headers)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'["[[[[", "\\"[[[", {"}": "]]]]"}]', 2),  # brackets inside strings do not count
+        (nested(MAX_DEPTH), MAX_DEPTH),
+    ],
+)
+def test_json_depth_counts_nesting_outside_strings(text: bytes, depth: int) -> None:
+    assert json_depth(text) == depth
+
+
+def test_a_json_array_and_our_deepest_event_are_read() -> None:
+    assert from_kafka(b"[1, 2]", binary_headers()).data == [1, 2]
+    message = to_outbox(created_event(), topic="orders", source=SOURCE, origin=Origin("api"))
+    assert json_depth(message.payload) <= MAX_DEPTH

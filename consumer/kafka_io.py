@@ -23,6 +23,10 @@ from consumer import metrics
 log = logging.getLogger("consumer.kafka")
 
 DLQ_HEADER_PREFIX = "dlq_"
+# A letter Kafka refuses for its size goes again without the value and without any
+# original header longer than this; the original stays readable at its offset.
+SLIM_HEADER_BYTES = 1024
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 LAG_EVERY = 5.0
 BATCH_LINGER = 0.005  # seconds
 
@@ -175,7 +179,12 @@ def header_pairs(message: Message) -> list[tuple[str, bytes]]:
 
 
 def dead_letter_headers(
-    record: Record, reason: str, error: BaseException | None, group_id: str
+    record: Record,
+    reason: str,
+    error: BaseException | None,
+    group_id: str,
+    *,
+    omitted: str | None = None,
 ) -> list[tuple[str, str | bytes | None]]:
     """The original headers plus why and where from: enough to understand and replay."""
     extra = {
@@ -186,11 +195,27 @@ def dead_letter_headers(
         "dlq_original_offset": str(record.offset),
         "dlq_consumer_group": group_id,
         "dlq_failed_at": rfc3339(datetime.now(UTC)),
+        **({"dlq_omitted": omitted} if omitted else {}),
     }
     kept: list[tuple[str, str | bytes | None]] = [
         (name, value) for name, value in record.headers if not name.startswith(DLQ_HEADER_PREFIX)
     ]
     return kept + [(name, value[:4000]) for name, value in extra.items()]
+
+
+def slimmed(record: Record) -> tuple[Record, str]:
+    """The record without its value and long headers, and a note saying what was left out."""
+    kept = [(n, v) for n, v in record.headers if len(n) + len(v) <= SLIM_HEADER_BYTES]
+    note = (
+        f"value ({len(record.value or b'')} bytes) and {len(record.headers) - len(kept)} "
+        f"header(s) over {SLIM_HEADER_BYTES} bytes: too large for the DLQ; "
+        "read the original at its topic, partition and offset"
+    )
+    return msgspec.structs.replace(record, value=None, headers=kept), note
+
+
+def where(record: Record) -> dict[str, object]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 class KafkaDeadLetters:
@@ -209,13 +234,25 @@ class KafkaDeadLetters:
         )
 
     async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
+        """A letter too large for the DLQ (a value or header near the topic's limit) is
+        sent slimmed rather than retried forever: the same size would always be refused."""
+        headers = dead_letter_headers(record, reason, error, self._group_id)
+        try:
+            await self._produce(record.key, record.value, headers)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _TOO_LARGE:
+                raise
+            slim, note = slimmed(record)
+            log.warning("dead letter too large; sending it without its value", extra=where(record))
+            headers = dead_letter_headers(slim, reason, error, self._group_id, omitted=note)
+            await self._produce(record.key, None, headers)
+
+    async def _produce(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]]
+    ) -> None:
         outcome: list[KafkaError | None] = []
         self._producer.produce(
-            self._topic,
-            record.value,
-            record.key,
-            headers=dead_letter_headers(record, reason, error, self._group_id),
-            on_delivery=lambda err, _: outcome.append(err),
+            self._topic, value, key, headers=headers, on_delivery=lambda e, _: outcome.append(e)
         )
         while not outcome:
             await asyncio.to_thread(self._producer.flush, 1.0)

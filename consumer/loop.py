@@ -1,10 +1,12 @@
 """The consumer loop: poll a batch, apply each record, then mark it done.
 
 A record is marked done (its offset stored for commit) only after its effects
-are committed, or after it is safely on the DLQ. Failures are of two kinds:
-the database being away, which is waited out however long it takes (the record
-is fine; the world is not), and the record failing to apply, which is retried
-a bounded number of times and then dead-lettered so its partition moves on.
+are committed, or after it is safely on the DLQ. No record can stop the loop:
+whatever reading, decoding or planning it raises makes it poison (to the DLQ at
+once), and a failure to apply it is classified once (`consumer.failures`):
+an outage is waited out however long it takes (the record is fine; the world is
+not), poison goes to the DLQ at once, anything unforeseen is tried a bounded
+number of times and then dead-lettered, so its partition moves on.
 """
 
 from __future__ import annotations
@@ -13,25 +15,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     retry_if_not_exception_type,
-    stop_after_attempt,
-    stop_never,
     wait_random_exponential,
 )
 from tenacity.retry import retry_base
-from tenacity.stop import stop_base
 
 from app.db.inbox import Receipt
-from app.domain.errors import Unavailable
-from app.events.cloudevents import IncomingEvent, PoisonMessage, from_kafka
+from app.domain.events import EventType
+from app.events.cloudevents import IncomingEvent, from_kafka
 from app.logs import correlation_id
 from consumer import metrics
+from consumer.failures import classify, reason
 from consumer.handler import EventHandler, Ignored, Result, Work
 from consumer.kafka_io import DeadLetters, EventSource, Record
 
@@ -51,7 +52,8 @@ class Step(msgspec.Struct, frozen=True):
 
 
 def read(record: Record, handler: EventHandler) -> Step:
-    """The record as an event and what it asks for; PoisonMessage if it cannot be read."""
+    """The record as an event and what it asks for; raises (PoisonMessage, or anything
+    a hostile record provokes) if it cannot be read."""
     event = from_kafka(record.value, record.headers)
     plan = handler.plan(event)
     if isinstance(plan, Ignored):
@@ -60,6 +62,10 @@ def read(record: Record, handler: EventHandler) -> Step:
     return Step(
         record, event, Work(event, plan, Receipt(event.source, event.id, event.type, *where))
     )
+
+
+DeadLetterKind = Literal["poison", "failing"]
+_EVENT_TYPES = frozenset(EventType)
 
 
 class Stopped(Exception):
@@ -100,12 +106,14 @@ class ConsumerLoop:
         run: list[Step] = []
         for record in records:
             try:
-                run.append(read(record, self._handler))
-            except PoisonMessage as poison:
+                step = read(record, self._handler)
+            except Exception as error:  # noqa: BLE001 - RecursionError, UnicodeDecodeError…: the record is at fault
                 await self._settle(run)
                 run = []
-                await self._dead_letter(record, poison.reason, poison)
+                await self._dead_letter(record, reason(error), error, "poison")
                 self._source.done(record)
+                continue
+            run.append(step)
         await self._settle(run)
 
     async def _settle(self, steps: Sequence[Step]) -> None:
@@ -114,7 +122,7 @@ class ConsumerLoop:
         together = len(todo) > 1 and await self._apply_together(todo, started)
         for step in steps:
             if step.work is None:
-                metrics.EVENTS.labels(step.event.type, "ignored").inc()
+                metrics.EVENTS.labels(type_label(step.event.type), "ignored").inc()
             elif not together:
                 await self._apply_with_retries(step, started)
             self._source.done(step.record)
@@ -122,7 +130,7 @@ class ConsumerLoop:
     async def _apply_together(self, steps: list[Step], started: float) -> bool:
         """One transaction for them all; False if it failed (then: one at a time)."""
         try:
-            results = await self._apply_waiting_out_outages([s.work for s in steps if s.work])
+            results = await self._apply([s.work for s in steps if s.work], attempts=1)
         except Stopped:
             raise
         except Exception as exc:
@@ -136,26 +144,42 @@ class ConsumerLoop:
 
     async def _apply_with_retries(self, step: Step, started: float) -> None:
         assert step.work is not None
-        failing = self._retrying(
-            retry=retry_if_not_exception_type((Unavailable, Stopped)),
-            stop=stop_after_attempt(self._max_attempts),
-        )
         try:
-            async for attempt in failing:
-                with attempt:
-                    [(result, detail)] = await self._apply_waiting_out_outages([step.work])
+            [(result, detail)] = await self._apply([step.work], attempts=self._max_attempts)
         except Stopped:
             raise
         except Exception as exc:
             if self._stop.is_set():
                 raise Stopped from exc
-            await self._dead_letter(step.record, f"failed {self._max_attempts} times", exc)
+            if classify(exc) == "poison":
+                await self._dead_letter(step.record, reason(exc), exc, "poison")
+            else:
+                why = f"failed {self._max_attempts} times: {reason(exc)}"
+                await self._dead_letter(step.record, why, exc, "failing")
             return
         self._report(step, result, detail, started)
 
+    async def _apply(self, work: list[Work], *, attempts: int) -> list[tuple[Result, str | None]]:
+        """Apply `work` under the one retry policy: outages are waited out for as long as
+        they last, unforeseen failures are tried `attempts` times in all, poison not again."""
+        unforeseen = 0
+
+        def worth_retrying(error: BaseException) -> bool:
+            nonlocal unforeseen
+            verdict = classify(error)
+            if verdict == "unforeseen":
+                unforeseen += 1
+                return unforeseen < attempts
+            return verdict == "outage"
+
+        async for attempt in self._retrying(retry=retry_if_exception(worth_retrying)):
+            with attempt:
+                return await self._handler.apply_all(work)
+        raise AssertionError("unreachable: reraise=True")
+
     def _report(self, step: Step, result: Result, detail: str | None, started: float) -> None:
         assert step.work is not None
-        metrics.EVENTS.labels(step.event.type, result).inc()
+        metrics.EVENTS.labels(type_label(step.event.type), result).inc()
         metrics.PROCESSING.observe(time.perf_counter() - started)
         token = correlation_id.set(step.event.correlation_id)
         try:
@@ -171,21 +195,14 @@ class ConsumerLoop:
         finally:
             correlation_id.reset(token)
 
-    async def _apply_waiting_out_outages(self, work: list[Work]) -> list[tuple[Result, str | None]]:
-        async for attempt in self._retrying(
-            retry=retry_if_exception_type(Unavailable), stop=stop_never
-        ):
-            with attempt:
-                return await self._handler.apply_all(work)
-        raise AssertionError("unreachable: stop_never")
-
-    def _retrying(self, *, retry: retry_base, stop: stop_base) -> AsyncRetrying:
-        """Backoff with full jitter; shutdown ends the waiting (raising Stopped)."""
+    def _retrying(self, *, retry: retry_base) -> AsyncRetrying:
+        """Backoff with full jitter, for as long as `retry` says; shutdown ends the waiting
+        (raising Stopped)."""
 
         def stopping(state: RetryCallState) -> bool:
             if self._stop.is_set():
                 raise Stopped
-            return stop(state)
+            return False
 
         return AsyncRetrying(
             retry=retry,
@@ -202,20 +219,29 @@ class ConsumerLoop:
         except TimeoutError:
             return
 
-    async def _dead_letter(self, record: Record, reason: str, error: BaseException) -> None:
+    async def _dead_letter(
+        self, record: Record, why: str, error: BaseException, kind: DeadLetterKind
+    ) -> None:
         """Send to the DLQ, waiting out a Kafka outage: the record must not be lost."""
-        async for attempt in self._retrying(
-            retry=retry_if_not_exception_type(Stopped), stop=stop_never
-        ):
+        async for attempt in self._retrying(retry=retry_if_not_exception_type(Stopped)):
             with attempt:
-                await self._dead_letters.send(record, reason, error)
-        metrics.DEAD_LETTERS.labels(
-            "poison" if isinstance(error, PoisonMessage) else "failing"
-        ).inc()
+                await self._dead_letters.send(record, why, error)
+        metrics.DEAD_LETTERS.labels(kind).inc()
         log.error(
             "message dead-lettered",
-            extra={"reason": reason, "partition": record.partition, "offset": record.offset},
+            extra={
+                "reason": why,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
         )
+
+
+def type_label(event_type: str) -> str:
+    """The metrics label for an event type: ours by name, anything else as `other`, so
+    that senders cannot grow the number of time series without bound."""
+    return event_type if event_type in _EVENT_TYPES else "other"
 
 
 def _log_retry(state: RetryCallState) -> None:

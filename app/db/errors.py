@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from app.domain.errors import FieldError, InvalidInput, Unavailable
+from app.domain.errors import FieldError, InvalidInput, Refused, Unavailable
 
 # Every named constraint a client's input can break, and what to tell the client.
 CONSTRAINT_ERRORS: dict[str, FieldError] = {
@@ -26,26 +26,46 @@ CONSTRAINT_ERRORS: dict[str, FieldError] = {
 # the decoder refuses it first, this only keeps a field that forgets to from being a 500.
 _UNSTORABLE_TEXT = FieldError("body", "text must not contain the NUL character (\\u0000)")
 
-# SQLSTATE classes that mean "the database is not there right now", not "you are wrong":
-# 08 connection exception, 53 insufficient resources, 57 operator intervention
-# (shutdown, cancel), 40 transaction rollback (deadlock, serialization).
-_TRANSIENT_CLASSES = ("08", "53", "57", "40")
+# SQLSTATEs that mean "the database is not there right now", not "you are wrong": classes
+# 08 connection exception, 40 transaction rollback (deadlock, serialization), 53
+# insufficient resources, 57 operator intervention (shutdown, cancel, statement timeout),
+# 58 system error (I/O); 55P03 lock not available, 55006 object in use, 25006 read-only
+# transaction (a failover left us on a standby). Everything else with a SQLSTATE is about
+# the statement and its data (22 data, 23 integrity, 54 limits such as an index row too
+# large, 42 syntax/privilege, P0 raised by a trigger): the same input fails every time.
+# psycopg files class 54 and 57 under OperationalError, so the class decides, not the type.
+TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+TRANSIENT_STATES = frozenset({"55P03", "55006", "25006"})
+
+
+def is_transient(sqlstate: str) -> bool:
+    """True if an error with this SQLSTATE may pass if the same statement is tried later."""
+    return sqlstate.startswith(TRANSIENT_CLASSES) or sqlstate in TRANSIENT_STATES
 
 
 def translate(exc: DBAPIError) -> Exception:
-    """Map a driver error to a domain error; anything unforeseen is returned as is."""
+    """Map a driver error to a domain error: Unavailable (try again later), InvalidInput
+    (a field a client can fix), Refused (this input will always fail); anything without
+    a SQLSTATE that is not a lost connection is returned as is."""
     original = exc.orig
-    if exc.connection_invalidated or isinstance(original, psycopg.OperationalError):
+    if exc.connection_invalidated:
         return Unavailable("the database is unavailable")
-    if isinstance(original, psycopg.Error):
-        state = original.sqlstate or ""
-        if state.startswith(_TRANSIENT_CLASSES):
-            return Unavailable("the database is unavailable")
-        constraint = original.diag.constraint_name
-        if constraint in CONSTRAINT_ERRORS:
-            return InvalidInput([CONSTRAINT_ERRORS[constraint]])
-        if isinstance(original, psycopg.DataError) and (
-            state == "22P05" or (not state and "NUL" in str(original))
-        ):
-            return InvalidInput([_UNSTORABLE_TEXT])
-    return exc
+    if not isinstance(original, psycopg.Error):
+        return exc
+    return _from_psycopg(original) or exc
+
+
+def _from_psycopg(original: psycopg.Error) -> Exception | None:
+    state = original.sqlstate or ""
+    if is_transient(state) or (not state and isinstance(original, psycopg.OperationalError)):
+        return Unavailable("the database is unavailable")
+    constraint = original.diag.constraint_name
+    if constraint in CONSTRAINT_ERRORS:
+        return InvalidInput([CONSTRAINT_ERRORS[constraint]])
+    if isinstance(original, psycopg.DataError) and (
+        state == "22P05" or (not state and "NUL" in str(original))
+    ):
+        return InvalidInput([_UNSTORABLE_TEXT])
+    if state:
+        return Refused(state, (original.diag.message_primary or str(original))[:500])
+    return None

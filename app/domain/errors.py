@@ -63,3 +63,13 @@ class IdempotencyKeyReused(IdempotencyError):
 
 class Unavailable(OrdersError):
     """A dependency (the database) cannot be reached right now; retry later."""
+
+
+class Refused(OrdersError):
+    """The database refused the statement for a reason the same input meets every time:
+    bad data (SQLSTATE class 22), a broken constraint (23), a limit (54), a rule raised by
+    a trigger (P0) and the like. Retrying cannot help; the input is what is wrong."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(f"the database refused it (SQLSTATE {sqlstate}): {message}")
+        self.sqlstate = sqlstate

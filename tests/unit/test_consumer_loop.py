@@ -12,9 +12,10 @@ from typing import cast
 from uuid import UUID
 
 import anyio
+import msgspec
 import pytest
 
-from app.domain.errors import Unavailable
+from app.domain.errors import FieldError, InvalidInput, Refused, Unavailable
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from consumer import loop as consumer_loop
@@ -202,7 +203,7 @@ async def test_failing_record_is_tried_max_attempts_times_then_dead_lettered() -
     letters = InMemoryDeadLetters()
     await run(make_loop(source, letters, handler, stop, max_attempts=4))
     assert handler.calls == 4
-    assert letters.letters == [(record, "failed 4 times", boom)]
+    assert letters.letters == [(record, "failed 4 times: RuntimeError: boom", boom)]
     assert source.committed == [record]
 
 
@@ -294,5 +295,105 @@ async def test_a_failing_batch_is_retried_one_event_at_a_time() -> None:
     handler = FakeHandler([boom, None, boom, boom, boom])
     await run(make_loop(source, letters, handler, stop, max_attempts=3))
     assert handler.applied == ["evt-0", "evt-2"]
-    assert letters.letters == [(records[1], "failed 3 times", boom)]
+    assert letters.letters == [(records[1], "failed 3 times: RuntimeError: one bad event", boom)]
     assert source.committed == records
+
+
+class ExplodingPlanner(FakeHandler):
+    """Planning the event with id `bad` raises `error`, as a hostile record might make it."""
+
+    def __init__(self, bad: str, error: BaseException) -> None:
+        super().__init__()
+        self._bad, self._error = bad, error
+
+    def plan(self, event: IncomingEvent) -> Plan | Ignored:
+        if event.id == self._bad:
+            raise self._error
+        return super().plan(event)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RecursionError("maximum recursion depth exceeded"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        MemoryError(),
+        KeyError("anything"),
+    ],
+    ids=["recursion", "unicode", "memory", "key"],
+)
+async def test_whatever_reading_a_record_raises_makes_it_poison_and_the_partition_flows(
+    error: BaseException,
+) -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1), shipped(2)]
+    source, letters = DrainingSource(records, stop), InMemoryDeadLetters()
+    handler = ExplodingPlanner("evt-1", error)
+    await run(make_loop(source, letters, handler, stop))
+    assert handler.applied == ["evt-0", "evt-2"]
+    assert [(record, raised) for record, _, raised in letters.letters] == [(records[1], error)]
+    assert type(error).__name__ in letters.letters[0][1]
+    assert source.committed == records
+
+
+async def test_a_value_nested_100000_deep_goes_to_the_dlq() -> None:
+    stop = asyncio.Event()
+    deep = msgspec.structs.replace(shipped(0), value=b"[" * 100_000 + b"]" * 100_000)
+    records = [deep, shipped(1)]
+    source, letters = DrainingSource(records, stop), InMemoryDeadLetters()
+    handler = FakeHandler()
+    await run(make_loop(source, letters, handler, stop))
+    assert [(record, why) for record, why, _ in letters.letters] == [
+        (deep, "value nested 100000 levels deep exceeds 32")
+    ]
+    assert handler.applied == ["evt-1"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Refused("54000", "index row requires 8216 bytes, maximum size is 8191"),
+        Refused("22001", "value too long for type character varying(10)"),
+        Refused("23514", 'new row violates check constraint "x"'),
+        InvalidInput([FieldError("body", "text must not contain the NUL character")]),
+    ],
+    ids=["limit-54000", "data-22001", "check-23514", "nul"],
+)
+async def test_a_record_the_database_always_refuses_is_dead_lettered_without_retries(
+    refusal: Exception,
+) -> None:
+    stop = asyncio.Event()
+    record = shipped(0)
+    source, letters = DrainingSource([record], stop), InMemoryDeadLetters()
+    handler = FakeHandler([refusal] * 10)
+    await run(make_loop(source, letters, handler, stop, max_attempts=5))
+    assert handler.calls == 1
+    assert [(sent, error) for sent, _, error in letters.letters] == [(record, refusal)]
+    assert not letters.letters[0][1].startswith("failed")
+    assert source.committed == [record]
+
+
+async def test_a_refused_record_in_a_batch_is_found_and_dead_lettered_alone() -> None:
+    stop = asyncio.Event()
+    records = [shipped(0), shipped(1), shipped(2)]
+    source, letters = DrainingSource(records, stop), InMemoryDeadLetters()
+    refused = Refused("54000", "index row requires 8216 bytes")
+    handler = FakeHandler([refused, None, refused])  # batch, evt-0, evt-1 (then all succeed)
+    await run(make_loop(source, letters, handler, stop, max_attempts=3))
+    assert handler.calls == 4
+    assert handler.applied == ["evt-0", "evt-2"]
+    assert letters.letters == [
+        (
+            records[1],
+            "the database refused it (SQLSTATE 54000): index row requires 8216 bytes",
+            refused,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "label"),
+    [("order.shipped", "order.shipped"), ("x" * 100, "other"), ("order.nonsense", "other")],
+)
+def test_metrics_label_event_types_from_a_closed_set(event_type: str, label: str) -> None:
+    assert consumer_loop.type_label(event_type) == label

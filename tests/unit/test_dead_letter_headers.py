@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from consumer.kafka_io import Record, dead_letter_headers
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from consumer.kafka_io import KafkaDeadLetters, Record, dead_letter_headers
 
 
 def record(headers: list[tuple[str, bytes]]) -> Record:
@@ -59,3 +63,60 @@ def test_without_an_exception_the_exception_header_is_empty() -> None:
 def test_long_reason_is_cut_to_a_header_sized_value() -> None:
     reason = dict(dead_letter_headers(record([]), "x" * 10_000, None, "g"))["dlq_reason"]
     assert reason == "x" * 4000
+
+
+class SizeLimitedProducer:
+    """Stands in for confluent-kafka's Producer: refuses what is over `limit` bytes, as a
+    broker or the client's message.max.bytes does; accepts and remembers the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent: list[tuple[bytes | None, list[tuple[str, str | bytes | None]]]] = []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        headers: list[tuple[str, str | bytes | None]],
+        on_delivery: Callable[[KafkaError | None, object], None],
+    ) -> None:
+        size = len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size > self.limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        self.sent.append((value, headers))
+        on_delivery(None, None)
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+@pytest.mark.anyio
+async def test_a_letter_too_large_for_the_dlq_goes_without_its_value_and_long_headers() -> None:
+    letters = KafkaDeadLetters("127.0.0.1:9", "orders.dlq", "order-service")
+    producer = SizeLimitedProducer(limit=10_000)
+    letters._producer = producer  # type: ignore[assignment]
+    huge = Record(
+        "orders", 3, 1234, b"customer", b"x" * 900_000, [("ce_id", b"e"), ("big", b"y" * 5000)]
+    )
+    await letters.send(huge, "value of 900000 bytes exceeds …", None)
+    [(value, headers)] = producer.sent
+    named = dict(headers)
+    assert value is None
+    assert named["ce_id"] == b"e" and "big" not in named
+    assert named["dlq_original_offset"] == "1234"
+    assert "value (900000 bytes) and 1 header(s)" in str(named["dlq_omitted"])
+
+
+@pytest.mark.anyio
+async def test_a_letter_that_fits_goes_whole_and_other_errors_are_raised() -> None:
+    letters = KafkaDeadLetters("127.0.0.1:9", "orders.dlq", "order-service")
+    producer = SizeLimitedProducer(limit=10_000)
+    letters._producer = producer  # type: ignore[assignment]
+    await letters.send(record([("ce_id", b"e")]), "bad", None)
+    assert producer.sent[0][0] == b"{}"
+    assert "dlq_omitted" not in dict(producer.sent[0][1])
+    producer.limit = -1  # even the slim letter is refused: raised, so the loop retries
+    with pytest.raises(KafkaException):
+        await letters.send(record([]), "bad", None)

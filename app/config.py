@@ -35,6 +35,18 @@ class DatabaseSettings(msgspec.Struct, frozen=True):
     statement_timeout: float  # seconds; 0: none
 
 
+class InboundTopic(msgspec.Struct, frozen=True):
+    """A topic another system writes, the event types it may carry and from which source."""
+
+    topic: str
+    types: frozenset[EventType]
+    source: str
+
+
+# What another system may tell us about an order; confirming or failing it is our decision.
+INBOUND_TYPES = frozenset({EventType.SHIPPED, EventType.DELIVERED, EventType.CANCELLED})
+
+
 class KafkaSettings(msgspec.Struct, frozen=True):
     brokers: str
     topic: str
@@ -42,14 +54,20 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     group_id: str
     routes: Mapping[EventType, str]
     source: str
+    inbound: tuple[InboundTopic, ...] = ()
 
     def topic_for(self, event_type: EventType) -> str:
         return self.routes.get(event_type, self.topic)
 
     @property
-    def consumed_topics(self) -> list[str]:
-        """Everything our consumer reads: the main topic plus any routed elsewhere."""
+    def own_topics(self) -> list[str]:
+        """The topics only our relay writes: the main topic plus any routed elsewhere."""
         return sorted({self.topic, *self.routes.values()})
+
+    @property
+    def consumed_topics(self) -> list[str]:
+        """Everything our consumer reads: our own topics and the inbound ones."""
+        return sorted({*self.own_topics, *(rule.topic for rule in self.inbound)})
 
 
 class HttpSettings(msgspec.Struct, frozen=True):
@@ -171,14 +189,68 @@ def _kafka(env: _Env) -> KafkaSettings:
         for event_type in EventType
         if env.optional(_route_variable(event_type))
     }
+    dlq_topic = env.topic("KAFKA_DLQ_TOPIC", f"{topic}.dlq")
+    source = env.text("EVENT_SOURCE", "/order-service")
     return KafkaSettings(
         brokers=env.text("KAFKA_BROKERS", "localhost:9092"),
         topic=topic,
-        dlq_topic=env.topic("KAFKA_DLQ_TOPIC", f"{topic}.dlq"),
+        dlq_topic=dlq_topic,
         group_id=env.text("KAFKA_GROUP_ID", "order-service"),
         routes=routes,
-        source=env.text("EVENT_SOURCE", "/order-service"),
+        source=source,
+        inbound=_inbound_topics(
+            env.text("KAFKA_INBOUND_TOPICS", default_inbound(topic)),
+            ours={topic, dlq_topic, *routes.values()},
+            own_source=source,
+        ),
     )
+
+
+# --- KAFKA_INBOUND_TOPICS ------------------------------------------------------------------
+INBOUND_VARIABLE = "KAFKA_INBOUND_TOPICS"
+INBOUND_FORMAT = "topic=type[,type…]@source, space-separated, or 'none'"
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_SOURCE = re.compile(r"[^\x00-\x20\x7f]{1,256}")  # a URI reference: no spaces or controls
+
+
+def default_inbound(topic: str) -> str:
+    """`<KAFKA_TOPIC>.fulfillment` carries shipped, delivered, cancelled from /fulfillment."""
+    types = ",".join(sorted(INBOUND_TYPES))
+    return f"{topic}.fulfillment={types}@/fulfillment"
+
+
+def _inbound_topics(value: str, *, ours: set[str], own_source: str) -> tuple[InboundTopic, ...]:
+    if value.lower() == "none":
+        return ()
+    rules = tuple(_inbound_rule(rule, ours, own_source) for rule in value.split())
+    topics = [rule.topic for rule in rules]
+    for topic in topics:
+        if topics.count(topic) > 1:
+            raise ConfigError(f"{INBOUND_VARIABLE} names topic {topic!r} twice")
+    return rules
+
+
+def _inbound_rule(rule: str, ours: set[str], own_source: str) -> InboundTopic:
+    topic, has_types, rest = rule.partition("=")
+    types, has_source, source = rest.partition("@")
+    if not (has_types and has_source):
+        raise ConfigError(f"{INBOUND_VARIABLE} must be {INBOUND_FORMAT} (got {rule!r})")
+    if not _TOPIC_NAME.fullmatch(topic) or topic in {".", ".."}:
+        raise ConfigError(f"{INBOUND_VARIABLE}: {topic!r} is not a valid Kafka topic name")
+    if topic in ours:
+        raise ConfigError(f"{INBOUND_VARIABLE}: {topic!r} is written by this service, not inbound")
+    if not _SOURCE.fullmatch(source):
+        raise ConfigError(f"{INBOUND_VARIABLE}: {topic} needs a source of 1-256 visible characters")
+    if source == own_source:
+        raise ConfigError(f"{INBOUND_VARIABLE}: {topic} may not claim our own source {source!r}")
+    allowed = sorted(INBOUND_TYPES)
+    names = types.split(",")
+    if not all(name in allowed for name in names):
+        wrong = next(name for name in names if name not in allowed)
+        raise ConfigError(
+            f"{INBOUND_VARIABLE}: {topic} may carry {', '.join(allowed)} (got {wrong!r})"
+        )
+    return InboundTopic(topic, frozenset(EventType(name) for name in names), source)
 
 
 def _route_variable(event_type: EventType) -> str:

@@ -132,6 +132,7 @@ def running() -> Iterator[Stack]:
                 {
                     "orders": orders_partitions,
                     "orders.dlq": 1,
+                    "orders.fulfillment": orders_partitions,  # the default inbound topic
                     DRAIN_TOPIC: orders_partitions,
                     RAW_TOPIC: orders_partitions,
                 },

@@ -17,6 +17,7 @@ from consumer import replay
 from consumer.handler import EventHandler
 from consumer.kafka_io import KafkaDeadLetters, KafkaEventSource
 from consumer.loop import ConsumerLoop
+from consumer.trust import TopicTrust
 
 log = logging.getLogger("consumer")
 
@@ -26,7 +27,8 @@ async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     engine = create_engine(settings.database, application_name="orders-consumer")
     bell = OutboxBell(libpq_url(settings.database.url))
     emitter = Emitter(kafka.source, kafka.topic_for, bell)
-    handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total))
+    trust = TopicTrust.of(kafka)
+    handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total), trust)
     source = KafkaEventSource(
         kafka.brokers,
         kafka.group_id,

@@ -55,7 +55,7 @@ def read(record: Record, handler: EventHandler) -> Step:
     """The record as an event and what it asks for; raises (PoisonMessage, or anything
     a hostile record provokes) if it cannot be read."""
     event = from_kafka(record.value, record.headers)
-    plan = handler.plan(event)
+    plan = handler.plan(event, topic=record.topic, key=record.key)
     if isinstance(plan, Ignored):
         return Step(record, event, None)
     where = (record.topic, record.partition, record.offset)
@@ -188,7 +188,8 @@ class ConsumerLoop:
                 extra={
                     "event_id": step.event.id,
                     "type": step.event.type,
-                    "order_id": str(step.work.plan.order_id),
+                    "order_id": str(step.work.plan.order_id or ""),
+                    "topic": step.record.topic,
                     "detail": detail,
                 },
             )

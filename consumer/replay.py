@@ -18,7 +18,10 @@ from app.process import settings_or_exit
 from consumer.kafka_io import DLQ_HEADER_PREFIX, header_pairs
 
 
-def replay(settings: config.KafkaSettings, *, group: str, limit: int, dry_run: bool) -> int:
+def replay(
+    settings: config.KafkaSettings, *, group: str, limit: int, dry_run: bool
+) -> tuple[int, int]:
+    """Replay up to `limit` letters; (replayed, refused)."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.brokers,
@@ -32,10 +35,20 @@ def replay(settings: config.KafkaSettings, *, group: str, limit: int, dry_run: b
         {"bootstrap.servers": settings.brokers, "enable.idempotence": True, "acks": "all"}
     )
     consumer.subscribe([settings.dlq_topic])
-    replayed = 0
+    allowed = set(settings.consumed_topics)
+    replayed = refused = 0
     try:
         for message in _until_caught_up(consumer, limit):
-            target = _header(message, "dlq_original_topic") or settings.topic
+            target = _header(message, "dlq_original_topic")
+            if target not in allowed:
+                refused += 1
+                print(
+                    f"refusing offset {message.offset()}: its topic {target!r} is not one the "
+                    f"consumer reads ({', '.join(sorted(allowed))})"
+                )
+                if not dry_run:
+                    consumer.commit(message=message, asynchronous=False)
+                continue
             kept: list[tuple[str, str | bytes | None]] = [
                 (k, v) for k, v in header_pairs(message) if not k.startswith(DLQ_HEADER_PREFIX)
             ]
@@ -53,8 +66,9 @@ def replay(settings: config.KafkaSettings, *, group: str, limit: int, dry_run: b
         consumer.close()
     print(
         f"{replayed} message(s) {'to replay' if dry_run else 'replayed'} from {settings.dlq_topic}"
+        + (f"; {refused} refused" if refused else "")
     )
-    return replayed
+    return replayed, refused
 
 
 def _until_caught_up(consumer: Consumer, limit: int) -> list[Message]:
@@ -85,7 +99,7 @@ def _until_caught_up(consumer: Consumer, limit: int) -> list[Message]:
 def _header(message: Message, name: str) -> str | None:
     for key, value in header_pairs(message):
         if key == name:
-            return value.decode(errors="replace")
+            return value.decode(errors="replace")[:300]
     return None
 
 
@@ -103,5 +117,5 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = settings_or_exit("orders-replay-dlq").kafka
     group = args.group or f"{settings.group_id}-dlq-replay"
-    replay(settings, group=group, limit=args.limit, dry_run=args.dry_run)
-    return 0
+    _, refused = replay(settings, group=group, limit=args.limit, dry_run=args.dry_run)
+    return 1 if refused else 0

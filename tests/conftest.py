@@ -87,7 +87,7 @@ def kafka() -> Iterator[KafkaServer]:
 def topics(kafka: KafkaServer) -> Topics:
     name = f"orders-{uuid.uuid4().hex[:10]}"
     found = Topics(orders=name, dlq=f"{name}.dlq")
-    kafka.create_topics({found.orders: 6, found.dlq: 1})
+    kafka.create_topics({found.orders: 6, found.dlq: 1, found.fulfillment: 6})
     return found
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.tables import processed_events
 
 Outcome = Literal["applied", "rejected", "ignored"]
+DETAIL_MAX = 2000
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -39,8 +40,16 @@ _SETTLE = (
 )
 
 
-async def claim(conn: AsyncConnection, receipt: Receipt, *, order_id: UUID | None) -> bool:
-    """Record the event as applied; False if it was recorded before (a duplicate).
+async def claim(
+    conn: AsyncConnection,
+    receipt: Receipt,
+    *,
+    order_id: UUID | None,
+    outcome: Outcome = "applied",
+    detail: str | None = None,
+) -> bool:
+    """Record the event (as applied, unless told otherwise); False if it was recorded
+    before (a duplicate).
 
     Call this first in the transaction that applies the event: the primary key
     makes a concurrent duplicate wait here, then find the row and back off. If
@@ -51,7 +60,8 @@ async def claim(conn: AsyncConnection, receipt: Receipt, *, order_id: UUID | Non
         "event_id": receipt.event_id,
         "event_type": receipt.event_type,
         "order_id": order_id,
-        "outcome": "applied",
+        "outcome": outcome,
+        "detail": None if detail is None else detail[:DETAIL_MAX],
         "topic": receipt.topic,
         "kafka_partition": receipt.partition,
         "kafka_offset": receipt.offset,
@@ -66,6 +76,6 @@ async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, deta
             "b_source": receipt.source,
             "b_event_id": receipt.event_id,
             "b_outcome": outcome,
-            "b_detail": detail[:2000],
+            "b_detail": detail[:DETAIL_MAX],
         },
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -32,6 +33,13 @@ class OrderFilter(msgspec.Struct, frozen=True):
     created_to: datetime | None = None
 
 
+class LockedOrder(msgspec.Struct, frozen=True):
+    """An order's state and total as stored, read under its row lock (held until commit)."""
+
+    state: OrderState
+    total_amount: Decimal
+
+
 class Position(msgspec.Struct, frozen=True, array_like=True):
     """Where a page ends in the (created_at, id) order: the keyset cursor."""
 
@@ -43,7 +51,11 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 _INSERT_ORDER = orders.insert().returning(orders)
 _INSERT_ITEMS = order_items.insert()
 _GET_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
-_LOCK_ORDER = select(*_STATE_COLUMNS).where(orders.c.id == bindparam("order_id")).with_for_update()
+_LOCK_ORDER = (
+    select(*_STATE_COLUMNS, orders.c.total_amount)
+    .where(orders.c.id == bindparam("order_id"))
+    .with_for_update()
+)
 _SET_STATUS = (
     orders.update()
     .where(orders.c.id == bindparam("order_id"))
@@ -121,6 +133,12 @@ async def lock_order(conn: AsyncConnection, order_id: UUID) -> OrderState | None
     """Read an order's state and hold its row until commit: status changes queue up here."""
     row = (await conn.execute(_LOCK_ORDER, {"order_id": order_id})).one_or_none()
     return _state(row._mapping) if row else None
+
+
+async def lock_order_with_total(conn: AsyncConnection, order_id: UUID) -> LockedOrder | None:
+    """`lock_order`, with the stored total: what the consumer decides from."""
+    row = (await conn.execute(_LOCK_ORDER, {"order_id": order_id})).one_or_none()
+    return LockedOrder(_state(row._mapping), row.total_amount) if row else None
 
 
 async def set_status(conn: AsyncConnection, order_id: UUID, status: Status) -> OrderState:

@@ -75,6 +75,23 @@ async def apply_transition(
     current = await orders.lock_order(conn, order_id)
     if current is None:
         raise OrderNotFound(order_id)
+    return await transition_locked(
+        conn, current, target, emitter=emitter, origin=origin, reason=reason
+    )
+
+
+async def transition_locked(
+    conn: AsyncConnection,
+    current: OrderState,
+    target: Status,
+    *,
+    emitter: Emitter,
+    origin: Origin,
+    reason: str | None = None,
+) -> OrderState:
+    """`apply_transition` for an order whose row this transaction has locked already
+    (`orders.lock_order…`), so `current` is what is stored; IllegalTransition if refused."""
+    order_id = current.id
     check_transition(current.status, target)
     changed = await orders.set_status(conn, order_id, target)
     entry = _entry(

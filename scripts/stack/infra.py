@@ -20,7 +20,9 @@ from scripts.stack.kafka import LocalKafka, fetch_jars
 from scripts.stack.paths import free_port, port_is_free, state_dir
 from scripts.stack.postgres import LocalPostgres
 
-TOPIC_PARTITIONS = {"orders": 6, "orders.dlq": 1}
+# orders.fulfillment: the default inbound topic (KAFKA_INBOUND_TOPICS), where fulfillment
+# publishes shipped / delivered / cancelled.
+TOPIC_PARTITIONS = {"orders": 6, "orders.dlq": 1, "orders.fulfillment": 6}
 
 
 @dataclass

@@ -39,16 +39,17 @@ def test_replay_after_the_fix(
     headers = {
         "ce_specversion": "1.0",
         "ce_id": event_id,
-        "ce_source": "/warehouse",
+        "ce_source": "/fulfillment",
         "ce_type": "order.shipped",
         "ce_subject": order_id,
     }
     kcat.produce(
-        kafka.brokers, topics.orders, b"{}", key=SEED_ORDER["customer_id"], headers=headers
+        kafka.brokers, topics.fulfillment, b"{}", key=SEED_ORDER["customer_id"], headers=headers
     )
     dead = wait_for(lambda: kcat.read_all(kafka.brokers, topics.dlq), timeout=60, what="the DLQ")
     assert [record.headers["ce_id"] for record in dead] == [event_id]
     assert "shipping is broken today" in dead[0].headers["dlq_exception"]
+    assert dead[0].headers["dlq_reason"].startswith("the database refused it (SQLSTATE P0001)")
     assert running_pipeline.order_status(order_id) == "confirmed"
 
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -62,13 +63,37 @@ def test_replay_after_the_fix(
     again = replay_dlq(running_pipeline)
     assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
     replayed = [
-        r for r in kcat.read_all(kafka.brokers, topics.orders) if r.headers.get("ce_id") == event_id
+        r
+        for r in kcat.read_all(kafka.brokers, topics.fulfillment)
+        if r.headers.get("ce_id") == event_id
     ]
     assert len(replayed) == 2  # the original and its replay
     assert not any(name.startswith("dlq_") for name in replayed[1].headers)
 
 
-def replay_dlq(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+def test_replay_sends_letters_only_to_topics_the_consumer_reads(
+    running_pipeline: Pipeline, kafka: KafkaServer, topics: Topics
+) -> None:
+    """The DLQ is no back door: a letter naming any other topic is refused."""
+    letter = {"ce_specversion": "1.0", "ce_id": str(uuid.uuid4()), "dlq_reason": "x"}
+    elsewhere = f"{topics.orders}.elsewhere"
+    kafka.create_topics({elsewhere: 1})
+    for target in (elsewhere, topics.dlq, "__consumer_offsets"):
+        kcat.produce(
+            kafka.brokers, topics.dlq, b"{}", headers={**letter, "dlq_original_topic": target}
+        )
+    kcat.produce(kafka.brokers, topics.dlq, b"{}", headers=letter)  # names no topic at all
+    result = replay_dlq(running_pipeline, check=False)
+    assert result.returncode == 1, result
+    assert "0 message(s) replayed" in result.stdout and "4 refused" in result.stdout
+    assert result.stdout.count("refusing offset") == 4
+    assert kcat.read_all(kafka.brokers, elsewhere) == []
+    assert len(kcat.read_all(kafka.brokers, topics.dlq)) == 4  # nothing written back to it
+
+
+def replay_dlq(
+    pipeline: Pipeline, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """`python -m consumer replay-dlq`, as an operator runs it, with the pipeline's settings."""
     return subprocess.run(
         [sys.executable, "-m", "consumer", "replay-dlq", *args],
@@ -77,5 +102,5 @@ def replay_dlq(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[st
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
+        check=check,
     )

@@ -1,5 +1,6 @@
-"""Duplicates and poison written onto `orders` by an independent client (kcat) while
-orders flow: duplicates change nothing, poison lands in the DLQ, the partitions move on."""
+"""Duplicates and poison written by an independent client (kcat) onto `orders` and the
+inbound `orders.fulfillment` while orders flow: duplicates change nothing, poison lands
+in the DLQ, the partitions move on."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _binary(
     return {
         "ce_specversion": "1.0",
         "ce_id": event_id or str(uuid.uuid4()),
-        "ce_source": "/warehouse",
+        "ce_source": "/fulfillment",
         "ce_type": event_type,
         "ce_subject": subject,
         "content-type": "application/json",
@@ -42,6 +43,7 @@ def _binary(
 
 def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     brokers, topic = scenario.kafka.brokers, scenario.topics.orders
+    inbound = scenario.topics.fulfillment
     scenario.send(ORDERS, RATE)
     confirmed = wait_for(
         lambda: _confirmed(scenario.database_url, 8), timeout=60, what="8 confirmed orders"
@@ -53,31 +55,34 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     copies = [r for r in on_topic if r.headers.get("ce_type") == "order.created"][:20]
     for record in copies:
         kcat.produce(brokers, topic, record.value or b"", key=record.key, headers=record.headers)
-    # A warehouse ships five orders and, being at-least-once itself, says so twice.
+    # Fulfillment ships five orders and, being at-least-once itself, says so twice.
     for order_id, customer_id in shipped:
         headers = _binary("order.shipped", order_id, event_id=str(uuid.uuid4()))
         for _ in range(2):
             kcat.produce(
                 brokers,
-                topic,
+                inbound,
                 b'{"reason": "left the warehouse"}',
                 key=customer_id,
                 headers=headers,
             )
 
     poison = {
-        "not-json": (b"\x00\xffnot json at all", {"test-poison": "not-json"}),
+        "not-json": (topic, b"\x00\xffnot json at all", {"test-poison": "not-json"}),
         "no-ce-id": (
+            inbound,
             b"{}",
             {**_binary("order.shipped", nul_order), "ce_id": "", "test-poison": "no-ce-id"},
         ),
         "bad-specversion": (
+            topic,
             json.dumps(
                 {"specversion": "0.3", "id": "x", "source": "/w", "type": "order.shipped"}
             ).encode(),
             {"content-type": "application/cloudevents+json", "test-poison": "bad-specversion"},
         ),
         "bad-created-data": (
+            topic,
             b'{"order_id": "not-a-uuid"}',
             {
                 **_binary("order.created", nul_order),
@@ -86,17 +91,19 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
             },
         ),
         "no-order-id": (
+            inbound,
             b'{"reason": "?"}',
             {**_binary("order.shipped", ""), "test-poison": "no-order-id"},
         ),
         # Well-formed, but PostgreSQL cannot store it: poison at the first attempt.
         "fails-every-time": (
+            inbound,
             json.dumps({"reason": "bad\u0000byte"}).encode(),
             {**_binary("order.cancelled", nul_order), "test-poison": "fails-every-time"},
         ),
     }
-    for value, headers in poison.values():
-        kcat.produce(brokers, topic, value, key=nul_customer, headers=headers)
+    for target, value, headers in poison.values():
+        kcat.produce(brokers, target, value, key=nul_customer, headers=headers)
 
     expected = {order_id: "shipped" for order_id, _ in shipped}
     result = scenario.finish(expected_status=expected)
@@ -107,8 +114,8 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     assert set(dead) == set(poison), f"the DLQ holds exactly the poison: {sorted(map(str, dead))}"
     assert len(result.dlq) == len(poison)
     assert "NUL character" in dead["fails-every-time"].headers["dlq_reason"]
-    for record in dead.values():
-        assert record.headers["dlq_original_topic"] == topic
+    for name, record in dead.items():
+        assert record.headers["dlq_original_topic"] == poison[str(name)][0]
         assert int(record.headers["dlq_original_offset"]) >= 0
         assert record.key == nul_customer  # the original key travels along
     with psycopg.connect(scenario.database_url) as conn:

@@ -50,6 +50,11 @@ class Topics:
     orders: str
     dlq: str
 
+    @property
+    def fulfillment(self) -> str:
+        """The default inbound topic for these (`<KAFKA_TOPIC>.fulfillment`)."""
+        return f"{self.orders}.fulfillment"
+
 
 @dataclass
 class Pipeline:

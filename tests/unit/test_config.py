@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, load
+from app.config import ConfigError, InboundTopic, load
 from app.domain.events import EventType
 
 
@@ -71,13 +71,14 @@ def test_order_created_can_be_routed_to_the_seed_topic() -> None:
     kafka = load({"KAFKA_TOPIC_ORDER_CREATED": "kafka.orders.created"}, env_file=None).kafka
     assert kafka.topic_for(EventType.CREATED) == "kafka.orders.created"
     assert kafka.topic_for(EventType.CONFIRMED) == "orders"
-    assert kafka.consumed_topics == ["kafka.orders.created", "orders"]
+    assert kafka.own_topics == ["kafka.orders.created", "orders"]
+    assert kafka.consumed_topics == ["kafka.orders.created", "orders", "orders.fulfillment"]
 
 
 def test_without_routes_everything_goes_to_the_main_topic() -> None:
     kafka = load({"KAFKA_TOPIC": "shop"}, env_file=None).kafka
     assert {kafka.topic_for(event_type) for event_type in EventType} == {"shop"}
-    assert kafka.consumed_topics == ["shop"]
+    assert kafka.own_topics == ["shop"]
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,67 @@ def test_bad_value_in_env_file_is_reported_too(tmp_path: Path) -> None:
 def test_missing_env_file_means_defaults(tmp_path: Path) -> None:
     settings = load({}, env_file=str(tmp_path / "absent.env"))
     assert settings.http.port == 8080
+
+
+# --- inbound topics ------------------------------------------------------------------------
+
+SHIPPED, DELIVERED, CANCELLED = EventType.SHIPPED, EventType.DELIVERED, EventType.CANCELLED
+
+
+def test_fulfillment_is_the_default_inbound_topic_and_is_consumed() -> None:
+    kafka = load({}, env_file=None).kafka
+    assert kafka.inbound == (
+        InboundTopic(
+            "orders.fulfillment", frozenset({SHIPPED, DELIVERED, CANCELLED}), "/fulfillment"
+        ),
+    )
+    assert kafka.consumed_topics == ["orders", "orders.fulfillment"]
+    assert load({"KAFKA_TOPIC": "shop"}, env_file=None).kafka.consumed_topics == [
+        "shop",
+        "shop.fulfillment",
+    ]
+
+
+def test_inbound_topics_are_configured_per_topic() -> None:
+    value = "wh.events=order.shipped,order.delivered@urn:warehouse:7  returns=order.cancelled@/rma"
+    kafka = load({"KAFKA_INBOUND_TOPICS": value}, env_file=None).kafka
+    assert kafka.inbound == (
+        InboundTopic("wh.events", frozenset({SHIPPED, DELIVERED}), "urn:warehouse:7"),
+        InboundTopic("returns", frozenset({CANCELLED}), "/rma"),
+    )
+    assert kafka.consumed_topics == ["orders", "returns", "wh.events"]
+
+
+def test_none_means_no_inbound_topics() -> None:
+    kafka = load({"KAFKA_INBOUND_TOPICS": "none"}, env_file=None).kafka
+    assert (kafka.inbound, kafka.consumed_topics) == ((), ["orders"])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("orders.fulfillment", "must be topic=type[,type…]@source"),
+        ("f=order.shipped", "must be topic=type[,type…]@source"),
+        ("f=order.shipped@", "needs a source of 1-256 visible characters"),
+        ("f=order.shipped@/a\x01b", "needs a source"),
+        ("f=order.shipped@/" + "x" * 300, "needs a source"),
+        ("f=@/fulfillment", "(got '')"),
+        (
+            "f=order.confirmed@/fulfillment",
+            "may carry order.cancelled, order.delivered, order.shipped",
+        ),
+        ("f=order.created@/fulfillment", "(got 'order.created')"),
+        ("f=order.failed@/fulfillment", "(got 'order.failed')"),
+        ("f=order.shipped@/order-service", "may not claim our own source"),
+        ("orders=order.shipped@/fulfillment", "'orders' is written by this service"),
+        ("orders.dlq=order.shipped@/fulfillment", "'orders.dlq' is written by this service"),
+        ("a/b=order.shipped@/f", "'a/b' is not a valid Kafka topic name"),
+        ("a=order.shipped@/f a=order.cancelled@/g", "names topic 'a' twice"),
+    ],
+)
+def test_a_wrong_inbound_setting_is_one_line(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load({"KAFKA_INBOUND_TOPICS": value}, env_file=None)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith("KAFKA_INBOUND_TOPICS")

@@ -78,10 +78,10 @@ class FakeHandler:
         self.calls = 0
         self.applied: list[str] = []
 
-    def plan(self, event: IncomingEvent) -> Plan | Ignored:
+    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Plan | Ignored:
         if self._ignore:
             return Ignored("not for us")
-        return Plan(order_id=UUID(event.subject or ""), target=Status.SHIPPED)
+        return Plan(order_id=UUID(event.subject or ""), target=Status.SHIPPED, key="customer")
 
     async def apply_all(self, batch: Sequence[Work]) -> list[tuple[Result, str | None]]:
         """One call is one transaction: a scripted failure fails the whole batch."""
@@ -306,10 +306,10 @@ class ExplodingPlanner(FakeHandler):
         super().__init__()
         self._bad, self._error = bad, error
 
-    def plan(self, event: IncomingEvent) -> Plan | Ignored:
+    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Plan | Ignored:
         if event.id == self._bad:
             raise self._error
-        return super().plan(event)
+        return super().plan(event, topic=topic, key=key)
 
 
 @pytest.mark.parametrize(

@@ -144,7 +144,7 @@ class EventHandler:
                 f"process {event.type}",
                 parent={"traceparent": event.traceparent} if event.traceparent else None,
                 kind=SpanKind.CONSUMER,
-                attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id)},
+                attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id or "")},
             ):
                 return await self._transition(conn, work)
         finally:

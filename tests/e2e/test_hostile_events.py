@@ -226,11 +226,11 @@ def test_hostile_records_are_rejected_or_dead_lettered_and_their_partitions_flow
     ) == len(rejected)
 
 
-def test_fulfillment_cannot_confirm_an_order_over_the_limit(
+def test_an_order_confirmed_from_fulfillment_is_rejected_and_changes_nothing(
     running_pipeline: Pipeline, kafka: KafkaServer, topics: Topics, database_url: str
 ) -> None:
-    """An external order.confirmed would skip ORDER_MAX_TOTAL: it is rejected, the order is
-    decided by us alone (here: confirmed, from its stored total)."""
+    """Confirming (or failing) an order is our decision, from its stored total: an external
+    order.confirmed, which would skip ORDER_MAX_TOTAL, is rejected and leaves no trace."""
     order_id = place_order(running_pipeline)
     running_pipeline.wait_for_status(order_id, "confirmed", timeout=60)
     producer = Producer(kafka.client_config())

@@ -33,7 +33,7 @@ from app.events.cloudevents import IncomingEvent, from_kafka
 from app.logs import correlation_id
 from consumer import metrics
 from consumer.failures import classify, reason
-from consumer.handler import EventHandler, Ignored, Result, Work
+from consumer.handler import EventHandler, Ignored, Rejected, Result, Work
 from consumer.kafka_io import DeadLetters, EventSource, Record
 
 log = logging.getLogger("consumer")
@@ -107,7 +107,9 @@ class ConsumerLoop:
         for record in records:
             try:
                 step = read(record, self._handler)
-            except Exception as error:  # noqa: BLE001 - RecursionError, UnicodeDecodeError…: the record is at fault
+            # Whatever a record makes reading raise (RecursionError, UnicodeDecodeError, …),
+            # the record is at fault: it is poison, not a reason to stop.
+            except Exception as error:  # noqa: BLE001
                 await self._settle(run)
                 run = []
                 await self._dead_letter(record, reason(error), error, "poison")
@@ -182,8 +184,11 @@ class ConsumerLoop:
         metrics.EVENTS.labels(type_label(step.event.type), result).inc()
         metrics.PROCESSING.observe(time.perf_counter() - started)
         token = correlation_id.set(step.event.correlation_id)
+        # An event its topic may not carry says someone wrote what they should not: louder.
+        level = logging.WARNING if isinstance(step.work.plan, Rejected) else logging.INFO
         try:
-            log.info(
+            log.log(
+                level,
                 f"event {result}",
                 extra={
                     "event_id": step.event.id,

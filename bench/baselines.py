@@ -100,7 +100,9 @@ def _pgbench_latencies(workdir: Path, concurrency: int) -> np.ndarray:
 
 def raw_producer(brokers: str, topic: str, messages: Sequence[Record]) -> ProducerResult:
     """Produce every message as fast as the client takes them; wait for every acknowledgement."""
-    producer = Producer(producer_config(brokers, f"orders-bench-{socket.gethostname()}"))
+    producer = Producer(
+        producer_config({"bootstrap.servers": brokers}, f"orders-bench-{socket.gethostname()}")
+    )
     producer.list_topics(topic, timeout=10)  # metadata first, as a running relay has it
     outcome = {"delivered": 0, "failed": 0}
 

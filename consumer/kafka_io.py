@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -60,11 +60,16 @@ def _client_id(role: str) -> str:
 
 class KafkaEventSource:
     def __init__(
-        self, brokers: str, group_id: str, topics: Sequence[str], *, session_timeout_ms: int
+        self,
+        client: Mapping[str, str],
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        session_timeout_ms: int,
     ) -> None:
         self._consumer = Consumer(
             {
-                "bootstrap.servers": brokers,
+                **client,  # brokers and security (app.config.kafka_client_config)
                 "group.id": group_id,
                 "client.id": _client_id("consumer"),
                 # Offsets are stored by us, only after the database commit; the
@@ -194,12 +199,12 @@ def dead_letter_headers(
 
 
 class KafkaDeadLetters:
-    def __init__(self, brokers: str, topic: str, group_id: str) -> None:
+    def __init__(self, client: Mapping[str, str], topic: str, group_id: str) -> None:
         self._topic = topic
         self._group_id = group_id
         self._producer = Producer(
             {
-                "bootstrap.servers": brokers,
+                **client,  # brokers and security (app.config.kafka_client_config)
                 "client.id": _client_id("dlq"),
                 "enable.idempotence": True,
                 "acks": "all",

@@ -19,18 +19,17 @@ from consumer.kafka_io import DLQ_HEADER_PREFIX, header_pairs
 
 
 def replay(settings: config.KafkaSettings, *, group: str, limit: int, dry_run: bool) -> int:
+    client = config.kafka_client_config(settings)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.brokers,
+            **client,
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
         }
     )
-    producer = Producer(
-        {"bootstrap.servers": settings.brokers, "enable.idempotence": True, "acks": "all"}
-    )
+    producer = Producer({**client, "enable.idempotence": True, "acks": "all"})
     consumer.subscribe([settings.dlq_topic])
     replayed = 0
     try:

@@ -44,9 +44,11 @@ def test_replay_after_the_fix(
         "ce_subject": order_id,
     }
     kcat.produce(
-        kafka.brokers, topics.orders, b"{}", key=SEED_ORDER["customer_id"], headers=headers
+        kafka.client_config(), topics.orders, b"{}", key=SEED_ORDER["customer_id"], headers=headers
     )
-    dead = wait_for(lambda: kcat.read_all(kafka.brokers, topics.dlq), timeout=60, what="the DLQ")
+    dead = wait_for(
+        lambda: kcat.read_all(kafka.client_config(), topics.dlq), timeout=60, what="the DLQ"
+    )
     assert [record.headers["ce_id"] for record in dead] == [event_id]
     assert "shipping is broken today" in dead[0].headers["dlq_exception"]
     assert running_pipeline.order_status(order_id) == "confirmed"
@@ -62,18 +64,21 @@ def test_replay_after_the_fix(
     again = replay_dlq(running_pipeline)
     assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
     replayed = [
-        r for r in kcat.read_all(kafka.brokers, topics.orders) if r.headers.get("ce_id") == event_id
+        r
+        for r in kcat.read_all(kafka.client_config(), topics.orders)
+        if r.headers.get("ce_id") == event_id
     ]
     assert len(replayed) == 2  # the original and its replay
     assert not any(name.startswith("dlq_") for name in replayed[1].headers)
 
 
 def replay_dlq(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m consumer replay-dlq`, as an operator runs it, with the pipeline's settings."""
+    """`python -m consumer replay-dlq`, as an operator runs it (Kafka principal
+    orders-admin), with the pipeline's settings."""
     return subprocess.run(
         [sys.executable, "-m", "consumer", "replay-dlq", *args],
         cwd=REPO,
-        env=child_env(pipeline.env),
+        env=child_env({**pipeline.env, **pipeline.identities["admin"]}),
         capture_output=True,
         text=True,
         timeout=60,

@@ -41,7 +41,7 @@ def _binary(
 
 
 def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
-    brokers, topic = scenario.kafka.brokers, scenario.topics.orders
+    client, topic = scenario.kafka.client_config(), scenario.topics.orders
     scenario.send(ORDERS, RATE)
     confirmed = wait_for(
         lambda: _confirmed(scenario.database_url, 8), timeout=60, what="8 confirmed orders"
@@ -49,16 +49,16 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     shipped, (nul_order, nul_customer) = confirmed[:5], confirmed[5]
 
     # Duplicates: the first twenty order.created on the topic (or all, if fewer), byte for byte.
-    on_topic = kcat.read_all(brokers, topic)
+    on_topic = kcat.read_all(client, topic)
     copies = [r for r in on_topic if r.headers.get("ce_type") == "order.created"][:20]
     for record in copies:
-        kcat.produce(brokers, topic, record.value or b"", key=record.key, headers=record.headers)
+        kcat.produce(client, topic, record.value or b"", key=record.key, headers=record.headers)
     # A warehouse ships five orders and, being at-least-once itself, says so twice.
     for order_id, customer_id in shipped:
         headers = _binary("order.shipped", order_id, event_id=str(uuid.uuid4()))
         for _ in range(2):
             kcat.produce(
-                brokers,
+                client,
                 topic,
                 b'{"reason": "left the warehouse"}',
                 key=customer_id,
@@ -96,7 +96,7 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
         ),
     }
     for value, headers in poison.values():
-        kcat.produce(brokers, topic, value, key=nul_customer, headers=headers)
+        kcat.produce(client, topic, value, key=nul_customer, headers=headers)
 
     expected = {order_id: "shipped" for order_id, _ in shipped}
     result = scenario.finish(expected_status=expected)

@@ -45,6 +45,29 @@ class InboundTopic(msgspec.Struct, frozen=True):
 
 # What another system may tell us about an order; confirming or failing it is our decision.
 INBOUND_TYPES = frozenset({EventType.SHIPPED, EventType.DELIVERED, EventType.CANCELLED})
+# --- Kafka client security (issue 11) ---------------------------------------------
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
+class KafkaSecurity(msgspec.Struct, frozen=True):
+    """How a client proves who it is to the brokers (and checks who they are).
+
+    Invariant (checked by `load`): SASL protocols come with a mechanism, a user
+    name and a password; a certificate comes with its key; files named exist.
+    """
+
+    protocol: KafkaProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None  # mTLS: our certificate …
+    ssl_key_location: str | None = None  # … and its private key
+    ssl_key_password: str | None = None
+
+    def __repr__(self) -> str:  # settings end up in logs and tracebacks: no secrets there
+        return f"KafkaSecurity(protocol={self.protocol!r}, user={self.sasl_username!r})"
 
 
 class KafkaSettings(msgspec.Struct, frozen=True):
@@ -55,6 +78,7 @@ class KafkaSettings(msgspec.Struct, frozen=True):
     routes: Mapping[EventType, str]
     source: str
     inbound: tuple[InboundTopic, ...] = ()
+    security: KafkaSecurity = KafkaSecurity()
 
     def topic_for(self, event_type: EventType) -> str:
         return self.routes.get(event_type, self.topic)
@@ -203,6 +227,7 @@ def _kafka(env: _Env) -> KafkaSettings:
             ours={topic, dlq_topic, *routes.values()},
             own_source=source,
         ),
+        security=_kafka_security(env),
     )
 
 
@@ -253,6 +278,72 @@ def _inbound_rule(rule: str, ours: set[str], own_source: str) -> InboundTopic:
     return InboundTopic(topic, frozenset(EventType(name) for name in names), source)
 
 
+def _kafka_security(env: _Env) -> KafkaSecurity:
+    protocol = cast(
+        KafkaProtocol,
+        env.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", get_args(KafkaProtocol), upper=True),
+    )
+    sasl = protocol.startswith("SASL_")
+    user, password = env.optional("KAFKA_SASL_USERNAME"), env.optional("KAFKA_SASL_PASSWORD")
+    mechanism = env.optional("KAFKA_SASL_MECHANISM")
+    if not sasl and (user or password or mechanism):
+        raise ConfigError(
+            "KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL is "
+            f"{protocol}: use SASL_PLAINTEXT or SASL_SSL"
+        )
+    if sasl and not (user and password):
+        raise ConfigError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
+    files = {
+        name: _existing_file(env, f"KAFKA_{name.upper()}")
+        for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+    }
+    if files["ssl_certificate_location"] and not files["ssl_key_location"]:
+        raise ConfigError("KAFKA_SSL_CERTIFICATE_LOCATION needs KAFKA_SSL_KEY_LOCATION")
+    if any(files.values()) and not protocol.endswith("SSL"):
+        raise ConfigError(f"KAFKA_SSL_* is set but KAFKA_SECURITY_PROTOCOL is {protocol}")
+    mechanisms = get_args(SaslMechanism)
+    return KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=cast(
+            SaslMechanism,
+            env.choice("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", mechanisms, upper=True),
+        )
+        if sasl
+        else None,
+        sasl_username=user,
+        sasl_password=password,
+        ssl_key_password=env.optional("KAFKA_SSL_KEY_PASSWORD"),
+        **files,
+    )
+
+
+def _existing_file(env: _Env, name: str) -> str | None:
+    path = env.optional(name)
+    if path is not None and not os.path.isfile(path):
+        raise ConfigError(f"{name} names no readable file (got {path!r})")
+    return path
+
+
+def kafka_client_config(kafka: KafkaSettings) -> dict[str, str]:
+    """The librdkafka settings every client of ours starts from: where the brokers are
+    and how to authenticate. The one place our settings become librdkafka keys."""
+    security = kafka.security
+    found = {
+        "bootstrap.servers": kafka.brokers,
+        "security.protocol": security.protocol.lower(),
+        "sasl.mechanisms": security.sasl_mechanism,
+        "sasl.username": security.sasl_username,
+        "sasl.password": security.sasl_password,
+        "ssl.ca.location": security.ssl_ca_location,
+        "ssl.certificate.location": security.ssl_certificate_location,
+        "ssl.key.location": security.ssl_key_location,
+        "ssl.key.password": security.ssl_key_password,
+    }
+    return {key: value for key, value in found.items() if value is not None}
+
+
 def _route_variable(event_type: EventType) -> str:
     """`order.created` is routed by KAFKA_TOPIC_ORDER_CREATED, and so on."""
     return "KAFKA_TOPIC_" + event_type.value.upper().replace(".", "_")
@@ -295,8 +386,11 @@ class _Env:
         self._check_range(name, value, low, None)
         return value
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = (self.optional(name) or default).lower()
+    def choice(
+        self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False
+    ) -> str:
+        value = self.optional(name) or default
+        value = value.upper() if upper else value.lower()
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
         return value

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -98,9 +98,13 @@ def _pgbench_latencies(workdir: Path, concurrency: int) -> np.ndarray:
     return np.array(values)
 
 
-def raw_producer(brokers: str, topic: str, messages: Sequence[Record]) -> ProducerResult:
-    """Produce every message as fast as the client takes them; wait for every acknowledgement."""
-    producer = Producer(producer_config(brokers, f"orders-bench-{socket.gethostname()}"))
+def raw_producer(
+    client: Mapping[str, str], topic: str, messages: Sequence[Record]
+) -> ProducerResult:
+    """Produce every message as fast as the client takes them; wait for every acknowledgement.
+
+    `client`: brokers and security, as the relay has them (the same principal)."""
+    producer = Producer(producer_config(client, f"orders-bench-{socket.gethostname()}"))
     producer.list_topics(topic, timeout=10)  # metadata first, as a running relay has it
     outcome = {"delivered": 0, "failed": 0}
 

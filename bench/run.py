@@ -24,6 +24,7 @@ from bench.relay_drain import Drain
 from bench.report import EndToEndRun, Memory, Results
 from bench.stack import DRAIN_TOPIC, RAW_TOPIC, Stack
 from bench.ui import console, phase, step
+from scripts.stack import principals
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Run:
                 messages = relay_drain.messages(conn, DRAIN_TOPIC)
             with self.measured("raw producer"):
                 self.out.raw = baselines.raw_producer(
-                    self.stack.found.kafka_brokers, RAW_TOPIC, messages
+                    self.stack.kafka_client(principals.RELAY), RAW_TOPIC, messages
                 )
             del messages
             console.log(f"raw producer: {self.out.raw.events_per_s:,.0f} events/s")

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 from app import config
 from app.db.engine import libpq_url
 from bench.ui import console, step
-from scripts.stack import infra
+from scripts.stack import infra, principals
 from scripts.stack.infra import Infra
 from scripts.stack.kafka import create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
@@ -54,6 +54,12 @@ class Stack:
         """As libpq (psql, pgbench, psycopg) takes it, whatever form DATABASE_URL had."""
         return libpq_url(config.sqlalchemy_url(self.found.database_url))
 
+    def kafka_client(self, principal: str = principals.ADMIN) -> dict[str, str]:
+        """librdkafka settings acting as `principal` (a given Kafka: as the environment says)."""
+        if self.found.kafka is None:
+            return config.kafka_client_config(self.settings.kafka)
+        return self.found.kafka.client_config(principal)
+
     def sql(self) -> Sql:
         return psycopg.connect(self.database_url, autocommit=True)
 
@@ -64,8 +70,9 @@ class Stack:
     def start(self, name: str) -> ManagedProcess:
         if name in self.processes and self.processes[name].returncode is None:
             return self.processes[name]
+        env = {**self.env, **self.found.process_env(name)}  # its own user and principal
         process = ManagedProcess.service(
-            name, self.env, sink=None, log_path=self.root / "logs" / f"{name}.log"
+            name, env, sink=None, log_path=self.root / "logs" / f"{name}.log"
         )
         process.start()
         self.processes[name] = process
@@ -125,7 +132,8 @@ def running() -> Iterator[Stack]:
         try:
             with step("migrating the database"):
                 migrate(stack.env)
-            admin = AdminClient({"bootstrap.servers": found.kafka_brokers, "log_level": 0})
+                found.create_logins()
+            admin = AdminClient({**stack.kafka_client(), "log_level": 0})
             orders_partitions = found.topics.get("orders", 6)
             create_topics(
                 admin,
@@ -137,6 +145,12 @@ def running() -> Iterator[Stack]:
                     RAW_TOPIC: orders_partitions,
                 },
             )
+            if found.kafka is not None:  # the relay drains to these; the raw producer is the relay
+                found.kafka.grant(
+                    principals.TopicPlan(
+                        "orders", "orders.dlq", "order-service", routed=(DRAIN_TOPIC, RAW_TOPIC)
+                    )
+                )
             del admin  # its connections would outlive Kafka at the end, complaining
             yield stack
         finally:

@@ -29,13 +29,14 @@ async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     emitter = Emitter(kafka.source, kafka.topic_for, bell)
     trust = TopicTrust.of(kafka)
     handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total), trust)
+    client = config.kafka_client_config(kafka)
     source = KafkaEventSource(
-        kafka.brokers,
+        client,
         kafka.group_id,
         kafka.consumed_topics,
         session_timeout_ms=settings.consumer.session_timeout_ms,
     )
-    dead_letters = KafkaDeadLetters(kafka.brokers, kafka.dlq_topic, kafka.group_id)
+    dead_letters = KafkaDeadLetters(client, kafka.dlq_topic, kafka.group_id)
     consumer = ConsumerLoop(
         source,
         dead_letters,

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -64,11 +64,16 @@ def _client_id(role: str) -> str:
 
 class KafkaEventSource:
     def __init__(
-        self, brokers: str, group_id: str, topics: Sequence[str], *, session_timeout_ms: int
+        self,
+        client: Mapping[str, str],
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        session_timeout_ms: int,
     ) -> None:
         self._consumer = Consumer(
             {
-                "bootstrap.servers": brokers,
+                **client,  # brokers and security (app.config.kafka_client_config)
                 "group.id": group_id,
                 "client.id": _client_id("consumer"),
                 # Offsets are stored by us, only after the database commit; the
@@ -219,12 +224,12 @@ def where(record: Record) -> dict[str, object]:
 
 
 class KafkaDeadLetters:
-    def __init__(self, brokers: str, topic: str, group_id: str) -> None:
+    def __init__(self, client: Mapping[str, str], topic: str, group_id: str) -> None:
         self._topic = topic
         self._group_id = group_id
         self._producer = Producer(
             {
-                "bootstrap.servers": brokers,
+                **client,  # brokers and security (app.config.kafka_client_config)
                 "client.id": _client_id("dlq"),
                 "enable.idempotence": True,
                 "acks": "all",

@@ -22,18 +22,17 @@ def replay(
     settings: config.KafkaSettings, *, group: str, limit: int, dry_run: bool
 ) -> tuple[int, int]:
     """Replay up to `limit` letters; (replayed, refused)."""
+    client = config.kafka_client_config(settings)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.brokers,
+            **client,
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
         }
     )
-    producer = Producer(
-        {"bootstrap.servers": settings.brokers, "enable.idempotence": True, "acks": "all"}
-    )
+    producer = Producer({**client, "enable.idempotence": True, "acks": "all"})
     consumer.subscribe([settings.dlq_topic])
     allowed = set(settings.consumed_topics)
     replayed = refused = 0

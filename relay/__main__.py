@@ -20,7 +20,8 @@ log = logging.getLogger("relay")
 
 async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
-    publisher = KafkaPublisher(producer_config(settings.kafka.brokers, client_id))
+    client = config.kafka_client_config(settings.kafka)
+    publisher = KafkaPublisher(producer_config(client, client_id))
     engine = create_engine(settings.database, application_name="orders-relay")
     relay = Relay(engine, publisher, Wakeup(libpq_url(settings.database.url)), settings.relay, stop)
     try:

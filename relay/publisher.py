@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -68,9 +68,10 @@ class Publisher(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
-def producer_config(brokers: str, client_id: str) -> dict[str, Any]:
+def producer_config(client: Mapping[str, str], client_id: str) -> dict[str, Any]:
+    """`client`: brokers and security, from `app.config.kafka_client_config`."""
     return {
-        "bootstrap.servers": brokers,
+        **client,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",

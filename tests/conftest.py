@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import DatabaseSettings, sqlalchemy_url
 from app.db.engine import create_engine
+from scripts.stack.principals import FULFILLMENT, TopicPlan
 from tests.support.pipeline import Pipeline, Topics, pipeline
 from tests.support.servers import (
     KafkaServer,
     PostgresServer,
     copied_database,
     create_template,
+    identities,
     kafka_server,
     postgres_server,
 )
@@ -56,14 +58,23 @@ def module_database_url(postgres: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def api(
+    module_database_url: str, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
     """The real API process over real HTTP, without relay and consumer.
 
     Events stay in the outbox: nothing publishes them.
     """
     topics = Topics(orders="orders", dlq="orders.dlq")  # named in outbox rows only; never published
     log_dir = tmp_path_factory.mktemp("api-logs")
-    with pipeline(module_database_url, "127.0.0.1:9", topics, log_dir, start=("api",)) as running:
+    with pipeline(
+        module_database_url,
+        "127.0.0.1:9",
+        topics,
+        log_dir,
+        identities=identities(postgres, module_database_url, None),
+        start=("api",),
+    ) as running:
         yield running
 
 
@@ -88,12 +99,22 @@ def topics(kafka: KafkaServer) -> Topics:
     name = f"orders-{uuid.uuid4().hex[:10]}"
     found = Topics(orders=name, dlq=f"{name}.dlq")
     kafka.create_topics({found.orders: 6, found.dlq: 1, found.fulfillment: 6})
+    # Each process's ACLs on exactly this test's topics, inbound topic included,
+    # as `make dev` grants them on the real ones.
+    inbound = {FULFILLMENT: (found.fulfillment,)}
+    kafka.grant(TopicPlan(found.orders, found.dlq, f"group-{name}", inbound=inbound))
     return found
 
 
 @pytest.fixture
 def running_pipeline(
-    database_url: str, kafka: KafkaServer, topics: Topics, tmp_path: Path
+    database_url: str, postgres: PostgresServer, kafka: KafkaServer, topics: Topics, tmp_path: Path
 ) -> Iterator[Pipeline]:
-    with pipeline(database_url, kafka.brokers, topics, tmp_path / "logs") as running:
+    with pipeline(
+        database_url,
+        kafka.brokers,
+        topics,
+        tmp_path / "logs",
+        identities=identities(postgres, database_url, kafka),
+    ) as running:
         yield running

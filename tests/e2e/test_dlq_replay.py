@@ -44,9 +44,15 @@ def test_replay_after_the_fix(
         "ce_subject": order_id,
     }
     kcat.produce(
-        kafka.brokers, topics.fulfillment, b"{}", key=SEED_ORDER["customer_id"], headers=headers
+        kafka.client_config(),
+        topics.fulfillment,
+        b"{}",
+        key=SEED_ORDER["customer_id"],
+        headers=headers,
     )
-    dead = wait_for(lambda: kcat.read_all(kafka.brokers, topics.dlq), timeout=60, what="the DLQ")
+    dead = wait_for(
+        lambda: kcat.read_all(kafka.client_config(), topics.dlq), timeout=60, what="the DLQ"
+    )
     assert [record.headers["ce_id"] for record in dead] == [event_id]
     assert "shipping is broken today" in dead[0].headers["dlq_exception"]
     assert dead[0].headers["dlq_reason"].startswith("the database refused it (SQLSTATE P0001)")
@@ -64,7 +70,7 @@ def test_replay_after_the_fix(
     assert "0 message(s) replayed" in again.stdout  # the replay group remembers where it was
     replayed = [
         r
-        for r in kcat.read_all(kafka.brokers, topics.fulfillment)
+        for r in kcat.read_all(kafka.client_config(), topics.fulfillment)
         if r.headers.get("ce_id") == event_id
     ]
     assert len(replayed) == 2  # the original and its replay
@@ -80,15 +86,18 @@ def test_replay_sends_letters_only_to_topics_the_consumer_reads(
     kafka.create_topics({elsewhere: 1})
     for target in (elsewhere, topics.dlq, "__consumer_offsets"):
         kcat.produce(
-            kafka.brokers, topics.dlq, b"{}", headers={**letter, "dlq_original_topic": target}
+            kafka.client_config(),
+            topics.dlq,
+            b"{}",
+            headers={**letter, "dlq_original_topic": target},
         )
-    kcat.produce(kafka.brokers, topics.dlq, b"{}", headers=letter)  # names no topic at all
+    kcat.produce(kafka.client_config(), topics.dlq, b"{}", headers=letter)  # names no topic at all
     result = replay_dlq(running_pipeline, check=False)
     assert result.returncode == 1, result
     assert "0 message(s) replayed" in result.stdout and "4 refused" in result.stdout
     assert result.stdout.count("refusing offset") == 4
-    assert kcat.read_all(kafka.brokers, elsewhere) == []
-    assert len(kcat.read_all(kafka.brokers, topics.dlq)) == 4  # nothing written back to it
+    assert kcat.read_all(kafka.client_config(), elsewhere) == []
+    assert len(kcat.read_all(kafka.client_config(), topics.dlq)) == 4  # nothing written back to it
 
 
 def replay_dlq(
@@ -98,7 +107,7 @@ def replay_dlq(
     return subprocess.run(
         [sys.executable, "-m", "consumer", "replay-dlq", *args],
         cwd=REPO,
-        env=child_env(pipeline.env),
+        env=child_env({**pipeline.env, **pipeline.identities["admin"]}),
         capture_output=True,
         text=True,
         timeout=60,

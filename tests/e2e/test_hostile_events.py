@@ -25,7 +25,7 @@ from scripts.stack.paths import free_port
 from scripts.stack.waiting import wait_for
 from tests.support import kcat
 from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer
+from tests.support.servers import KafkaServer, PostgresServer, identities
 
 CUSTOMER = str(SEED_ORDER["customer_id"])
 FULFILLMENT = "/fulfillment"
@@ -152,10 +152,17 @@ def hostile_cases() -> list[Case]:
 
 @pytest.fixture
 def metered_pipeline(
-    database_url: str, kafka: KafkaServer, topics: Topics, tmp_path: Path
+    database_url: str, postgres: PostgresServer, kafka: KafkaServer, topics: Topics, tmp_path: Path
 ) -> Iterator[Pipeline]:
     env = {"CONSUMER_METRICS_PORT": str(free_port())}
-    with pipeline(database_url, kafka.brokers, topics, tmp_path / "logs", extra_env=env) as p:
+    with pipeline(
+        database_url,
+        kafka.brokers,
+        topics,
+        tmp_path / "logs",
+        identities=identities(postgres, database_url, kafka),
+        extra_env=env,
+    ) as p:
         yield p
 
 
@@ -252,7 +259,7 @@ def place_order(app: Pipeline) -> str:
 
 def partition_of(kafka: KafkaServer, topics: Topics, order_id: str) -> int:
     def found() -> int | None:
-        for record in kcat.read_all(kafka.brokers, topics.orders):
+        for record in kcat.read_all(kafka.client_config(), topics.orders):
             if record.headers.get("ce_subject") == order_id:
                 return record.partition
         return None
@@ -286,7 +293,7 @@ def produce(producer: Producer, topic: str, partition: int, case: Case, order_id
 
 
 def dlq_by_case(kafka: KafkaServer, topics: Topics, count: int) -> dict[str, dict[str, str]] | None:
-    records = kcat.read_all(kafka.brokers, topics.dlq)
+    records = kcat.read_all(kafka.client_config(), topics.dlq)
     found = {record.headers.get("test-case", "?"): record.headers for record in records}
     return found if len(records) >= count else None
 

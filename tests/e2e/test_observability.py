@@ -18,7 +18,7 @@ from scripts.stack.paths import free_port
 from scripts.stack.waiting import wait_for
 from tests.support import kcat
 from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer
+from tests.support.servers import KafkaServer, PostgresServer, identities
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,26 @@ def collector() -> Iterator[Collector]:
 
 @pytest.fixture
 def traced_pipeline(
-    database_url: str, kafka: KafkaServer, topics: Topics, tmp_path: Path, collector: Collector
+    database_url: str,
+    postgres: PostgresServer,
+    kafka: KafkaServer,
+    topics: Topics,
+    tmp_path: Path,
+    collector: Collector,
 ) -> Iterator[Pipeline]:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
         "RELAY_METRICS_PORT": str(free_port()),
         "CONSUMER_METRICS_PORT": str(free_port()),
     }
-    with pipeline(database_url, kafka.brokers, topics, tmp_path / "logs", extra_env=env) as running:
+    with pipeline(
+        database_url,
+        kafka.brokers,
+        topics,
+        tmp_path / "logs",
+        identities=identities(postgres, database_url, kafka),
+        extra_env=env,
+    ) as running:
         yield running
 
 
@@ -132,7 +144,7 @@ def test_one_trace_from_request_to_status_change(
 
     records = [
         r
-        for r in kcat.read_all(kafka.brokers, topics.orders)
+        for r in kcat.read_all(kafka.client_config(), topics.orders)
         if r.headers.get("ce_subject") == order_id
     ]
     assert records and all(trace_id in r.headers["traceparent"] for r in records)

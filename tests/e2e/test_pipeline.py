@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 
 import jsonschema_rs
@@ -39,7 +40,7 @@ def test_seed_order_is_created_published_and_confirmed(
     running_pipeline.wait_for_status(order["id"], "confirmed", timeout=60)
 
     records = wait_for(
-        lambda: _events_of(kafka.brokers, topics.orders, order["id"], count=2),
+        lambda: _events_of(kafka.client_config(), topics.orders, order["id"], count=2),
         timeout=30,
         what="order.created and order.confirmed on the topic",
     )
@@ -73,7 +74,7 @@ def test_processes_exit_cleanly_on_sigterm(running_pipeline: Pipeline) -> None:
 
 
 def _events_of(
-    brokers: str, topic: str, order_id: str, count: int
+    client: Mapping[str, str], topic: str, order_id: str, count: int
 ) -> list[kcat.KafkaRecord] | None:
-    found = [r for r in kcat.read_all(brokers, topic) if r.headers.get("ce_subject") == order_id]
+    found = [r for r in kcat.read_all(client, topic) if r.headers.get("ce_subject") == order_id]
     return found if len(found) >= count else None

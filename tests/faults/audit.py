@@ -47,7 +47,7 @@ def settle(database_url: str, timeout: float) -> None:
 
 def audit(
     database_url: str,
-    brokers: str,
+    client: Mapping[str, str],
     topic: str,
     dlq_topic: str,
     accepted: set[str],
@@ -70,7 +70,7 @@ def audit(
             "SELECT order_id::text FROM order_status_history GROUP BY order_id"
             " HAVING max(version) <> count(*) OR min(version) <> 1"
         ).fetchall()
-    records = kcat.read_all(brokers, topic)
+    records = kcat.read_all(client, topic)
     first_seen: dict[str, tuple[int, int]] = {}
     identified = [
         record for record in records if record.headers.get("ce_id")
@@ -103,5 +103,5 @@ def audit(
         order_violations=violations,
         kafka_records=len(records),
         duplicates_on_kafka=len(identified) - len(first_seen),
-        dlq=kcat.read_all(brokers, dlq_topic),
+        dlq=kcat.read_all(client, dlq_topic),
     )

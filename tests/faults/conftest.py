@@ -19,7 +19,7 @@ from scripts.stack.paths import state_dir
 from tests.faults.audit import Audit, audit, settle
 from tests.faults.load import OrderLoad
 from tests.support.pipeline import Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer, PostgresServer
+from tests.support.servers import KafkaServer, PostgresServer, identities
 
 RESULTS: list[dict[str, object]] = []
 FAULT_ENV = {
@@ -62,7 +62,7 @@ class Scenario:
         settle(self.database_url, settle_timeout)
         result = audit(
             self.database_url,
-            self.kafka.brokers,
+            self.kafka.client_config(),
             self.topics.orders,
             self.topics.dlq,
             set(self.load.accepted.values()),
@@ -103,7 +103,12 @@ def scenario(
     tmp_path: Path,
 ) -> Iterator[Scenario]:
     with pipeline(
-        database_url, kafka.brokers, topics, tmp_path / "logs", extra_env=FAULT_ENV
+        database_url,
+        kafka.brokers,
+        topics,
+        tmp_path / "logs",
+        identities=identities(postgres, database_url, kafka),
+        extra_env=FAULT_ENV,
     ) as running:
         yield Scenario(request.node.name, running, database_url, topics, postgres, kafka)
 

@@ -42,7 +42,7 @@ def _binary(
 
 
 def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
-    brokers, topic = scenario.kafka.brokers, scenario.topics.orders
+    client, topic = scenario.kafka.client_config(), scenario.topics.orders
     inbound = scenario.topics.fulfillment
     scenario.send(ORDERS, RATE)
     confirmed = wait_for(
@@ -51,16 +51,16 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
     shipped, (nul_order, nul_customer) = confirmed[:5], confirmed[5]
 
     # Duplicates: the first twenty order.created on the topic (or all, if fewer), byte for byte.
-    on_topic = kcat.read_all(brokers, topic)
+    on_topic = kcat.read_all(client, topic)
     copies = [r for r in on_topic if r.headers.get("ce_type") == "order.created"][:20]
     for record in copies:
-        kcat.produce(brokers, topic, record.value or b"", key=record.key, headers=record.headers)
+        kcat.produce(client, topic, record.value or b"", key=record.key, headers=record.headers)
     # Fulfillment ships five orders and, being at-least-once itself, says so twice.
     for order_id, customer_id in shipped:
         headers = _binary("order.shipped", order_id, event_id=str(uuid.uuid4()))
         for _ in range(2):
             kcat.produce(
-                brokers,
+                client,
                 inbound,
                 b'{"reason": "left the warehouse"}',
                 key=customer_id,
@@ -103,7 +103,7 @@ def test_duplicates_and_poison_from_outside(scenario: Scenario) -> None:
         ),
     }
     for target, value, headers in poison.values():
-        kcat.produce(brokers, target, value, key=nul_customer, headers=headers)
+        kcat.produce(client, target, value, key=nul_customer, headers=headers)
 
     expected = {order_id: "shipped" for order_id, _ in shipped}
     result = scenario.finish(expected_status=expected)

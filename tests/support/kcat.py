@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from scripts.stack.librdkafka import kcat_env
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,23 @@ def _kcat() -> str:
     return path
 
 
-def read_all(brokers: str, topic: str, *, timeout: float = 30) -> list[KafkaRecord]:
-    """Every record of `topic` from the beginning up to its current end."""
+def _client_args(client: Mapping[str, str]) -> list[str]:
+    """librdkafka settings (KafkaServer.client_config) as kcat's -b and -X arguments."""
+    args = ["-b", client["bootstrap.servers"]]
+    for key, value in client.items():
+        if key != "bootstrap.servers":
+            args += ["-X", f"{key}={value}"]
+    return args
+
+
+def read_all(client: Mapping[str, str], topic: str, *, timeout: float = 30) -> list[KafkaRecord]:
+    """Every record of `topic` from the beginning up to its current end, read with the
+    settings (and so as the principal) of `client`."""
     result = subprocess.run(
         [
             _kcat(),
             "-C",
-            "-b",
-            brokers,
+            *_client_args(client),
             "-t",
             topic,
             "-o",
@@ -54,6 +67,7 @@ def read_all(brokers: str, topic: str, *, timeout: float = 30) -> list[KafkaReco
         capture_output=True,
         timeout=timeout,
         check=True,
+        env={**os.environ, **kcat_env()},  # a librdkafka whose SCRAM Kafka 4 accepts
     )
     # kcat writes payloads raw inside its JSON: binary ones are read leniently (their
     # bytes are then approximate; headers, keys and offsets are exact).
@@ -62,19 +76,19 @@ def read_all(brokers: str, topic: str, *, timeout: float = 30) -> list[KafkaReco
 
 
 def produce(
-    brokers: str,
+    client: Mapping[str, str],
     topic: str,
     value: bytes,
     *,
     key: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Send one record as an outside system would (any client, any language)."""
+    """Send one record as an outside system would (any client, any language), acting as
+    the principal of `client`; a refused write raises CalledProcessError."""
     args = [
         _kcat(),
         "-P",
-        "-b",
-        brokers,
+        *_client_args(client),
         "-t",
         topic,
         "-c",
@@ -86,7 +100,14 @@ def produce(
         args += ["-k", key]
     for name, header in (headers or {}).items():
         args += ["-H", f"{name}={header}"]
-    subprocess.run(args, input=value, check=True, timeout=30, capture_output=True)
+    subprocess.run(
+        args,
+        input=value,
+        check=True,
+        timeout=30,
+        capture_output=True,
+        env={**os.environ, **kcat_env()},  # a librdkafka whose SCRAM Kafka 4 accepts
+    )
 
 
 def _record(raw: dict[str, object]) -> KafkaRecord:

@@ -60,6 +60,8 @@ class Topics:
 class Pipeline:
     env: dict[str, str]
     log_dir: Path
+    # process name -> what only that process gets: its database user, its Kafka principal
+    identities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     processes: dict[str, list[ManagedProcess]] = field(default_factory=dict)
 
     @property
@@ -71,9 +73,8 @@ class Pipeline:
 
     def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
         index = len(self.processes.setdefault(name, []))
-        process = ManagedProcess.service(
-            name, {**self.env, **(extra_env or {})}, log_path=self.log_dir / f"{name}-{index}.log"
-        )
+        env = {**self.env, **self.identities.get(name, {}), **(extra_env or {})}
+        process = ManagedProcess.service(name, env, log_path=self.log_dir / f"{name}-{index}.log")
         process.start()
         self.processes[name].append(process)
         if name == "api":
@@ -143,15 +144,18 @@ def pipeline(
     topics: Topics,
     log_dir: Path,
     *,
+    identities: Mapping[str, Mapping[str, str]],
     start: tuple[str, ...] = ("api", "relay", "consumer"),
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Pipeline]:
+    """`identities`: per process, its own DATABASE_URL and KAFKA_* (servers.identities);
+    `database_url` and `brokers` are what the tests themselves use."""
     env = {
         "DATABASE_URL": database_url,
         "KAFKA_BROKERS": brokers,
         "KAFKA_TOPIC": topics.orders,
         "KAFKA_DLQ_TOPIC": topics.dlq,
-        "KAFKA_GROUP_ID": f"group-{topics.orders}",
+        "KAFKA_GROUP_ID": f"group-{topics.orders}",  # as the `topics` fixture grants it
         "HTTP_PORT": str(free_port()),
         "RELAY_METRICS_PORT": "0",
         "CONSUMER_METRICS_PORT": "0",
@@ -162,7 +166,7 @@ def pipeline(
         **(extra_env or {}),
     }
     log_dir.mkdir(parents=True, exist_ok=True)
-    running = Pipeline(env, log_dir)
+    running = Pipeline(env, log_dir, identities)
     try:
         for name in start:
             running.start(name)

@@ -1,18 +1,27 @@
 """The PostgreSQL and Kafka servers a test session uses: given by the environment, or
-started privately (the same code `make dev` uses) and stopped when the session ends."""
+started privately (the same code `make dev` uses) and stopped when the session ends.
+
+Started privately, both run as `make dev`'s do: PostgreSQL with passwords and one
+login per process, Kafka with SASL and ACLs. Each process of a test then runs as
+its own database user and Kafka principal (`identities`); the tests themselves
+act as the admin.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from alembic.config import Config
 
 from alembic import command
+from app import config
+from scripts.stack import logins, principals
 from scripts.stack.kafka import LocalKafka, create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
 from scripts.stack.postgres import LocalPostgres
@@ -26,11 +35,22 @@ class PostgresServer:
 
     base_url: str  # any database on the server; we swap the database name
     local: LocalPostgres | None = None
+    # process -> its login's password (made once per session, after the first migration)
+    passwords: dict[str, str] = field(
+        default_factory=lambda: {name: secrets.token_hex(16) for name in logins.ROLES}
+    )
 
     def url(self, database: str) -> str:
         prefix, _, rest = self.base_url.rpartition("/")
         query = rest.partition("?")[2]
         return f"{prefix}/{database}" + (f"?{query}" if query else "")
+
+    def create_logins(self) -> None:
+        logins.create_logins(self.url("postgres"), self.passwords)
+
+    def process_url(self, database_url: str, process: str) -> str:
+        """`database_url` as `process`'s own user (a member of its role) sees it."""
+        return logins.login_url(database_url, process, self.passwords[process])
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url("postgres"), autocommit=True)
@@ -72,6 +92,7 @@ def create_template(server: PostgresServer) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     migrate(server.url(TEMPLATE))
+    server.create_logins()  # the roles they join exist from now on
     return TEMPLATE
 
 
@@ -91,18 +112,47 @@ class KafkaServer:
     brokers: str
     local: LocalKafka | None = None
 
-    def client_config(self) -> dict[str, str]:
-        """librdkafka settings for a test's own client (producer, consumer, admin).
+    def client_config(self, principal: str = principals.ADMIN) -> dict[str, str]:
+        """librdkafka settings for a test's own client (producer, consumer, admin),
+        acting as `principal` (a given server: as the environment's KAFKA_* say).
 
         Every Kafka client a test builds starts from this, so that the broker's
         security settings are written in one place.
         """
-        return {"bootstrap.servers": self.brokers}
+        if self.local is None:
+            return config.kafka_client_config(config.load(env_file=None).kafka)
+        return self.local.client_config(principal)
+
+    def process_env(self, principal: str) -> dict[str, str]:
+        """What makes one of our processes connect as `principal` (a given server:
+        nothing, the processes inherit the environment's KAFKA_* settings)."""
+        return {} if self.local is None else self.local.process_env(principal)
 
     def create_topics(self, partitions: dict[str, int]) -> None:
         from confluent_kafka.admin import AdminClient
 
         create_topics(AdminClient(self.client_config()), partitions)
+
+    def grant(self, plan: principals.TopicPlan) -> None:
+        """Each principal's ACLs on a test's topics (a given server: its operator's job)."""
+        if self.local is not None:
+            self.local.grant(plan)
+
+
+def identities(
+    postgres: PostgresServer, database_url: str, kafka: KafkaServer | None
+) -> dict[str, dict[str, str]]:
+    """Each process's own environment: its database user and, if it talks to Kafka,
+    its principal; under "admin", what an operator's tools run with (DLQ replay)."""
+    found: dict[str, dict[str, str]] = {"admin": {}}
+    if kafka is not None:
+        found["admin"] = kafka.process_env(principals.ADMIN)
+    for process in logins.ROLES:
+        found[process] = {"DATABASE_URL": postgres.process_url(database_url, process)}
+        principal = principals.PROCESS_PRINCIPALS.get(process)
+        if kafka is not None and principal is not None:
+            found[process].update(kafka.process_env(principal))
+    return found
 
 
 @contextmanager

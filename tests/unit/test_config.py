@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, InboundTopic, load
+from app.config import ConfigError, InboundTopic, kafka_client_config, load
 from app.domain.events import EventType
 
 
@@ -210,3 +210,73 @@ def test_a_wrong_inbound_setting_is_one_line(value: str, message: str) -> None:
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     assert str(error.value).startswith("KAFKA_INBOUND_TOPICS")
+
+
+# --- Kafka client security (issue 11) -------------------------------------------------
+SASL = {
+    "KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+    "KAFKA_SASL_USERNAME": "orders-relay",
+    "KAFKA_SASL_PASSWORD": "s3cret",
+}
+
+
+def test_kafka_is_plaintext_without_security_settings() -> None:
+    client = kafka_client_config(load({}, env_file=None).kafka)
+    assert client == {"bootstrap.servers": "localhost:9092", "security.protocol": "plaintext"}
+
+
+def test_sasl_settings_become_librdkafka_keys_with_scram_sha_512_by_default() -> None:
+    client = kafka_client_config(load(SASL, env_file=None).kafka)
+    assert client == {
+        "bootstrap.servers": "localhost:9092",
+        "security.protocol": "sasl_plaintext",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "orders-relay",
+        "sasl.password": "s3cret",
+    }
+
+
+def test_mtls_files_become_librdkafka_keys(tmp_path: Path) -> None:
+    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    for path in files.values():
+        path.write_text("-----BEGIN-----")
+    environ = {
+        **SASL,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "scram-sha-256",
+        "KAFKA_SSL_CA_LOCATION": str(files["ca"]),
+        "KAFKA_SSL_CERTIFICATE_LOCATION": str(files["cert"]),
+        "KAFKA_SSL_KEY_LOCATION": str(files["key"]),
+    }
+    client = kafka_client_config(load(environ, env_file=None).kafka)
+    assert client["security.protocol"] == "sasl_ssl"
+    assert client["sasl.mechanisms"] == "SCRAM-SHA-256"
+    assert client["ssl.ca.location"] == str(files["ca"])
+    assert client["ssl.certificate.location"] == str(files["cert"])
+    assert client["ssl.key.location"] == str(files["key"])
+
+
+def test_the_kafka_password_is_not_in_the_settings_repr() -> None:
+    assert "s3cret" not in repr(load(SASL, env_file=None))
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_USERNAME"),
+        ({**SASL, "KAFKA_SASL_PASSWORD": ""}, "KAFKA_SASL_PASSWORD"),
+        ({**SASL, "KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}, "SASL_PLAINTEXT"),
+        ({**SASL, "KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"}, "KAFKA_SSL_CA_LOCATION"),
+        ({"KAFKA_SSL_CA_LOCATION": __file__}, "KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTIFICATE_LOCATION": __file__},
+            "KAFKA_SSL_KEY_LOCATION",
+        ),
+    ],
+)
+def test_inconsistent_kafka_security_stops_at_start(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as refused:
+        load(environ, env_file=None)
+    assert "\n" not in str(refused.value)

@@ -94,7 +94,7 @@ class SizeLimitedProducer:
 
 @pytest.mark.anyio
 async def test_a_letter_too_large_for_the_dlq_goes_without_its_value_and_long_headers() -> None:
-    letters = KafkaDeadLetters("127.0.0.1:9", "orders.dlq", "order-service")
+    letters = KafkaDeadLetters({"bootstrap.servers": "127.0.0.1:9"}, "orders.dlq", "order-service")
     producer = SizeLimitedProducer(limit=10_000)
     letters._producer = producer  # type: ignore[assignment]
     huge = Record(
@@ -111,7 +111,7 @@ async def test_a_letter_too_large_for_the_dlq_goes_without_its_value_and_long_he
 
 @pytest.mark.anyio
 async def test_a_letter_that_fits_goes_whole_and_other_errors_are_raised() -> None:
-    letters = KafkaDeadLetters("127.0.0.1:9", "orders.dlq", "order-service")
+    letters = KafkaDeadLetters({"bootstrap.servers": "127.0.0.1:9"}, "orders.dlq", "order-service")
     producer = SizeLimitedProducer(limit=10_000)
     letters._producer = producer  # type: ignore[assignment]
     await letters.send(record([("ce_id", b"e")]), "bad", None)

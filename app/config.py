@@ -33,6 +33,11 @@ class DatabaseSettings(msgspec.Struct, frozen=True):
     pool_size: int
     connect_timeout: float
     statement_timeout: float  # seconds; 0: none
+    # Liveness (issue 12): a wait on PostgreSQL is logged after slow_wait seconds and its
+    # connection abandoned (and replaced) after give_up_after; lock waits end after lock_timeout.
+    lock_timeout: float = 5.0  # seconds; 0: none
+    slow_wait: float = 2.0
+    give_up_after: float = 12.0
 
 
 class KafkaSettings(msgspec.Struct, frozen=True):
@@ -99,6 +104,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
             connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
             statement_timeout=env.number("DB_STATEMENT_TIMEOUT", 10.0),
+            **_database_deadlines(env),
         ),
         kafka=_kafka(env),
         http=HttpSettings(
@@ -131,6 +137,23 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
         otel_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
         metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
     )
+
+
+def _database_deadlines(env: _Env) -> dict[str, float]:
+    """DB_GIVE_UP_AFTER bounds every wait on PostgreSQL; the server's own limits must be
+    shorter, or a statement the server would still finish is abandoned by the client."""
+    give_up_after = env.number("DB_GIVE_UP_AFTER", 12.0, low=1.0)
+    for name, default in (("DB_STATEMENT_TIMEOUT", 10.0), ("DB_LOCK_TIMEOUT", 5.0)):
+        value = env.number(name, default)
+        if not 0 < value < give_up_after:
+            raise ConfigError(
+                f"{name} must be above 0 and below DB_GIVE_UP_AFTER ({give_up_after}) (got {value})"
+            )
+    return {
+        "lock_timeout": env.number("DB_LOCK_TIMEOUT", 5.0),
+        "slow_wait": env.number("DB_SLOW_WAIT", 2.0, low=0.01),
+        "give_up_after": give_up_after,
+    }
 
 
 def _dotenv(path: str | None) -> dict[str, str]:

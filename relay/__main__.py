@@ -9,7 +9,7 @@ import socket
 import sys
 
 from app import config
-from app.db.engine import create_engine, libpq_url
+from app.db.engine import create_engine
 from app.process import run_worker
 from relay.loop import Relay
 from relay.publisher import FatalPublishError, KafkaPublisher, producer_config
@@ -22,7 +22,7 @@ async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
     publisher = KafkaPublisher(producer_config(settings.kafka.brokers, client_id))
     engine = create_engine(settings.database, application_name="orders-relay")
-    relay = Relay(engine, publisher, Wakeup(libpq_url(settings.database.url)), settings.relay, stop)
+    relay = Relay(engine, publisher, Wakeup(settings.database), settings.relay, stop)
     try:
         await relay.run()
     except FatalPublishError as exc:

@@ -145,3 +145,26 @@ def test_bad_value_in_env_file_is_reported_too(tmp_path: Path) -> None:
 def test_missing_env_file_means_defaults(tmp_path: Path) -> None:
     settings = load({}, env_file=str(tmp_path / "absent.env"))
     assert settings.http.port == 8080
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"DB_STATEMENT_TIMEOUT": "20"},  # the client would abandon what the server still runs
+        {"DB_STATEMENT_TIMEOUT": "0"},  # no server-side limit at all
+        {"DB_LOCK_TIMEOUT": "12"},
+        {"DB_LOCK_TIMEOUT": "-1"},
+        {"DB_GIVE_UP_AFTER": "0.5"},
+        {"DB_GIVE_UP_AFTER": "nan"},
+        {"DB_SLOW_WAIT": "soon"},
+    ],
+)
+def test_database_deadlines_that_cannot_work_are_refused(bad: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        load(bad, env_file=None)
+
+
+def test_database_deadlines_default_to_the_liveness_bounds() -> None:
+    database = load({}, env_file=None).database
+    assert (database.give_up_after, database.lock_timeout, database.slow_wait) == (12.0, 5.0, 2.0)
+    assert database.statement_timeout < database.give_up_after

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from app import telemetry
 from app.db.outbox import ClaimedMessage
+from relay.leases import Change
 
 log = logging.getLogger("relay.publisher")
 
@@ -43,6 +44,7 @@ class Sending(msgspec.Struct):
     messages: list[ClaimedMessage]
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
+    fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
 
     @property
     def done(self) -> bool:
@@ -63,6 +65,10 @@ class Publisher(Protocol):
         Messages still in flight when `should_stop()` turns true are left out:
         their rows stay unpublished and go out again later.
         """
+        ...
+
+    async def assign(self, change: Change) -> None:
+        """Shards gained (with their lease's epoch) and lost; called between batches only."""
         ...
 
     def close(self, timeout: float) -> None: ...
@@ -121,6 +127,9 @@ class KafkaPublisher:
                 self._producer.purge(in_queue=True, in_flight=False)
                 break
         return sending.deliveries()
+
+    async def assign(self, change: Change) -> None:
+        return None  # one producer for every shard: nothing to fence with (RELAY_FENCING=false)
 
     def close(self, timeout: float) -> None:
         self._producer.flush(timeout)
@@ -190,6 +199,7 @@ class InMemoryPublisher:
     def __init__(self) -> None:
         self.sent: list[ClaimedMessage] = []
         self.refuse: dict[UUID, Delivery] = {}
+        self.shards: dict[int, int] = {}  # shard -> epoch, as the leases told us
 
     async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
         sending = Sending(list(messages), expected=len(messages))
@@ -202,6 +212,11 @@ class InMemoryPublisher:
 
     async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
         return sending.deliveries()
+
+    async def assign(self, change: Change) -> None:
+        for shard in change.lost:
+            self.shards.pop(shard, None)
+        self.shards.update(change.gained)
 
     def close(self, timeout: float) -> None:
         return None

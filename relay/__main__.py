@@ -12,7 +12,8 @@ from app import config
 from app.db.engine import create_engine
 from app.process import run_worker
 from relay.loop import Relay
-from relay.publisher import FatalPublishError, KafkaPublisher, producer_config
+from relay.publisher import FatalPublishError, KafkaPublisher, Publisher, producer_config
+from relay.transactional import TransactionalPublisher
 from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
@@ -20,7 +21,14 @@ log = logging.getLogger("relay")
 
 async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
-    publisher = KafkaPublisher(producer_config(settings.kafka.brokers, client_id))
+    config = producer_config(settings.kafka.brokers, client_id)
+    publisher: Publisher = (
+        TransactionalPublisher(
+            config, settings.relay.transactional_id_prefix, timeout=settings.relay.kafka_timeout
+        )
+        if settings.relay.fencing
+        else KafkaPublisher(config)
+    )
     engine = create_engine(settings.database, application_name="orders-relay")
     relay = Relay(engine, publisher, Wakeup(settings.database), settings.relay, stop)
     try:

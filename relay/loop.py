@@ -155,6 +155,9 @@ class Relay:
                 if now >= next_prune:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
+                if not self._publisher.pipelined:  # one transaction at a time per shard
+                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    in_flight = None
                 busy = in_flight.keys if in_flight else ()
                 sending = await self._send(conn, leases.shards, busy, self._id)
                 failing = _count(failing, await self._land(conn, in_flight, leases))

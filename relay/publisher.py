@@ -45,6 +45,7 @@ class Sending(msgspec.Struct):
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
     fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
+    transactions: dict[int, list[UUID]] = msgspec.field(default_factory=dict)  # shard -> ids
 
     @property
     def done(self) -> bool:
@@ -55,6 +56,9 @@ class Sending(msgspec.Struct):
 
 
 class Publisher(Protocol):
+    # False: a batch must be landed before the next is sent (one transaction at a time).
+    pipelined: bool
+
     async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
         """Start publishing, in order; return at once, before Kafka acknowledges."""
         ...
@@ -91,6 +95,8 @@ def producer_config(brokers: str, client_id: str) -> dict[str, Any]:
 
 
 class KafkaPublisher:
+    pipelined = True
+
     def __init__(self, config: dict[str, Any], *, wait_step: float = 0.1) -> None:
         self._fatal: KafkaError | None = None
         self._producer = Producer({**config, "error_cb": self._on_error})
@@ -195,6 +201,8 @@ def _traced(message: ClaimedMessage) -> dict[str, str]:
 
 class InMemoryPublisher:
     """A publisher for unit tests: keeps what it was given; can be told to refuse messages."""
+
+    pipelined = True
 
     def __init__(self) -> None:
         self.sent: list[ClaimedMessage] = []

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -24,17 +23,10 @@ from app.db.bell import CHANNEL
 from app.db.engine import create_engine, transaction
 from app.domain.errors import Unavailable
 from relay.wakeup import Wakeup
-from tests.support.proxy import TcpProxy, tcp_proxy
+from tests.support.proxy import TcpProxy, target_of, tcp_proxy, url_through
 
 pytestmark = pytest.mark.anyio
 GIVE_UP = 2.0
-
-
-def through(proxy: TcpProxy, url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(
-        parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{proxy.port}"))
-    )
 
 
 def settings(url: str) -> DatabaseSettings:
@@ -51,14 +43,13 @@ def settings(url: str) -> DatabaseSettings:
 
 @pytest.fixture
 def proxy(database_url: str) -> Iterator[TcpProxy]:
-    parts = urlsplit(database_url)
-    with tcp_proxy(parts.hostname or "127.0.0.1", parts.port or 5432) as running:
+    with tcp_proxy(*target_of(database_url)) as running:
         yield running
 
 
 @pytest.fixture
 async def proxied(proxy: TcpProxy, database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings(through(proxy, database_url)), application_name="test-held")
+    engine = create_engine(settings(url_through(proxy, database_url)), application_name="test-held")
     yield engine
     await engine.dispose()
 
@@ -137,7 +128,7 @@ async def test_the_server_ends_a_transaction_whose_client_went_silent(
 async def test_the_listener_notices_a_held_connection_and_listens_again(
     proxy: TcpProxy, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wakeup = Wakeup(settings(through(proxy, database_url)), "test", check_every=0.3)
+    wakeup = Wakeup(settings(url_through(proxy, database_url)), "test", check_every=0.3)
     try:
         assert await wakeup.wait(5)  # the first LISTEN rings once: look for missed rows
         proxy.hold_existing()

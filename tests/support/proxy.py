@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 CHUNK = 64 * 1024
 
@@ -154,3 +155,15 @@ def tcp_proxy(target_host: str, target_port: int) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+def url_through(proxy: TcpProxy, url: str) -> str:
+    """`url` (a database URL on loopback) with its port replaced by the proxy's."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f":{parts.port}", f":{proxy.port}")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def target_of(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 5432

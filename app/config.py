@@ -79,7 +79,7 @@ class RelaySettings(msgspec.Struct, frozen=True):
     lease_ttl: float = 10.0
     fencing: bool = True
     transactional_id_prefix: str = "orders-relay"
-    kafka_timeout: float = 10.0  # seconds a transaction may take to commit before it is aborted
+    kafka_timeout: float = 5.0  # seconds a transaction may take to commit before it is aborted
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True):
@@ -182,7 +182,7 @@ def _relay_liveness(env: _Env) -> _RelayLiveness:
         "lease_ttl": env.number("RELAY_LEASE_TTL", 10.0, low=1.0),
         "fencing": env.choice("RELAY_FENCING", "true", ("true", "false")) == "true",
         "transactional_id_prefix": prefix,
-        "kafka_timeout": env.number("RELAY_KAFKA_TIMEOUT", 10.0, low=1.0),
+        "kafka_timeout": env.number("RELAY_KAFKA_TIMEOUT", 5.0, low=1.0),
     }
 
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Literal, cast, get_args
+from typing import Literal, TypedDict, cast, get_args
 from urllib.parse import quote
 
 import msgspec
@@ -33,6 +33,11 @@ class DatabaseSettings(msgspec.Struct, frozen=True):
     pool_size: int
     connect_timeout: float
     statement_timeout: float  # seconds; 0: none
+    # Liveness (issue 12): a wait on PostgreSQL is logged after slow_wait seconds and its
+    # connection abandoned (and replaced) after give_up_after; lock waits end after lock_timeout.
+    lock_timeout: float = 5.0  # seconds; 0: none
+    slow_wait: float = 2.0
+    give_up_after: float = 12.0
 
 
 class InboundTopic(msgspec.Struct, frozen=True):
@@ -110,6 +115,13 @@ class RelaySettings(msgspec.Struct, frozen=True):
     poll_interval: float
     retention: timedelta
     metrics_port: int
+    # Liveness and fencing (issue 12): a relay that stops renewing loses its shards after
+    # lease_ttl seconds; with fencing, each shard is published through a transactional
+    # producer `<transactional_id_prefix>.shard-NN` that the shard's next owner fences.
+    lease_ttl: float = 10.0
+    fencing: bool = True
+    transactional_id_prefix: str = "orders-relay"
+    kafka_timeout: float = 5.0  # seconds a transaction may take to commit before it is aborted
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True):
@@ -141,6 +153,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
             connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
             statement_timeout=env.number("DB_STATEMENT_TIMEOUT", 10.0),
+            **_database_deadlines(env),
         ),
         kafka=_kafka(env),
         http=HttpSettings(
@@ -158,6 +171,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             poll_interval=env.number("RELAY_POLL_INTERVAL", 1.0, low=0.01),
             retention=timedelta(hours=env.number("OUTBOX_RETENTION_HOURS", 24.0, low=0.0)),
             metrics_port=env.integer("RELAY_METRICS_PORT", 9101, low=0, high=65535),
+            **_relay_liveness(env),
         ),
         consumer=ConsumerSettings(
             batch_size=env.integer("CONSUMER_BATCH_SIZE", 200, low=1, high=10_000),
@@ -173,6 +187,45 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
         otel_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
         metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
     )
+
+
+def _database_deadlines(env: _Env) -> dict[str, float]:
+    """DB_GIVE_UP_AFTER bounds every wait on PostgreSQL; the server's own limits must be
+    shorter, or a statement the server would still finish is abandoned by the client."""
+    give_up_after = env.number("DB_GIVE_UP_AFTER", 12.0, low=1.0)
+    for name, default in (("DB_STATEMENT_TIMEOUT", 10.0), ("DB_LOCK_TIMEOUT", 5.0)):
+        value = env.number(name, default)
+        if not 0 < value < give_up_after:
+            raise ConfigError(
+                f"{name} must be above 0 and below DB_GIVE_UP_AFTER ({give_up_after}) (got {value})"
+            )
+    return {
+        "lock_timeout": env.number("DB_LOCK_TIMEOUT", 5.0),
+        "slow_wait": env.number("DB_SLOW_WAIT", 2.0, low=0.01),
+        "give_up_after": give_up_after,
+    }
+
+
+class _RelayLiveness(TypedDict):
+    lease_ttl: float
+    fencing: bool
+    transactional_id_prefix: str
+    kafka_timeout: float
+
+
+def _relay_liveness(env: _Env) -> _RelayLiveness:
+    prefix = env.text("RELAY_TRANSACTIONAL_ID_PREFIX", "orders-relay")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", prefix):
+        raise ConfigError(
+            "RELAY_TRANSACTIONAL_ID_PREFIX may hold only letters, digits, '.', '_' and '-'"
+            f" (1 to 200 of them; got {prefix!r})"
+        )
+    return {
+        "lease_ttl": env.number("RELAY_LEASE_TTL", 10.0, low=1.0),
+        "fencing": env.choice("RELAY_FENCING", "true", ("true", "false")) == "true",
+        "transactional_id_prefix": prefix,
+        "kafka_timeout": env.number("RELAY_KAFKA_TIMEOUT", 5.0, low=1.0),
+    }
 
 
 def _dotenv(path: str | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ log = logging.getLogger("consumer")
 async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     kafka = settings.kafka
     engine = create_engine(settings.database, application_name="orders-consumer")
-    bell = OutboxBell(libpq_url(settings.database.url))
+    bell = OutboxBell(libpq_url(settings.database.url), settings.database, "orders-consumer")
     emitter = Emitter(kafka.source, kafka.topic_for, bell)
     trust = TopicTrust.of(kafka)
     handler = EventHandler(engine, emitter, Decimal(settings.consumer.max_order_total), trust)

@@ -82,6 +82,8 @@ class KafkaEventSource:
                 "auto.commit.interval.ms": 1000,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
+                # Only what the relays committed: a fenced relay's aborted sends stay unseen.
+                "isolation.level": "read_committed",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": session_timeout_ms,
                 "heartbeat.interval.ms": max(100, session_timeout_ms // 10),

@@ -9,10 +9,11 @@ import socket
 import sys
 
 from app import config
-from app.db.engine import create_engine, libpq_url
+from app.db.engine import create_engine
 from app.process import run_worker
 from relay.loop import Relay
-from relay.publisher import FatalPublishError, KafkaPublisher, producer_config
+from relay.publisher import FatalPublishError, KafkaPublisher, Publisher, producer_config
+from relay.transactional import TransactionalPublisher
 from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
@@ -21,9 +22,16 @@ log = logging.getLogger("relay")
 async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
     client = config.kafka_client_config(settings.kafka)
-    publisher = KafkaPublisher(producer_config(client, client_id))
+    producer = producer_config(client, client_id)
+    publisher: Publisher = (
+        TransactionalPublisher(
+            producer, settings.relay.transactional_id_prefix, timeout=settings.relay.kafka_timeout
+        )
+        if settings.relay.fencing
+        else KafkaPublisher(producer)
+    )
     engine = create_engine(settings.database, application_name="orders-relay")
-    relay = Relay(engine, publisher, Wakeup(libpq_url(settings.database.url)), settings.relay, stop)
+    relay = Relay(engine, publisher, Wakeup(settings.database), settings.relay, stop)
     try:
         await relay.run()
     except FatalPublishError as exc:

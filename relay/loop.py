@@ -2,7 +2,9 @@
 
 A batch is claimed, published and settled before the next is claimed, so at
 any moment at most one batch per relay is in flight, and shard hand-overs
-(between batches) never split a key across two relays.
+(between batches) never split a key across two relays. Leases are renewed
+between batches too (relay/leases.py): a relay stuck anywhere in this loop stops
+renewing and loses its shards; its publisher is fenced by their next owner.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,13 +36,12 @@ from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
 from relay import metrics
-from relay.leases import ShardLeases
+from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
 from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
 
-REBALANCE_EVERY = 2.0
 GAUGES_EVERY = 5.0
 WAKE_LINGER = 0.003  # seconds
 BACKOFF_MAX = 30.0
@@ -77,6 +81,10 @@ class Relay:
         self._wakeup = wakeup
         self._settings = settings
         self._stop = stop
+        # One identity for the process's life: after a reconnection, leases not yet
+        # expired are renewed, not taken anew.
+        self._id = uuid.uuid4()
+        self._name = f"{socket.gethostname()}-{os.getpid()}"
 
     async def run(self) -> None:
         """Relay until stopped. Database trouble is waited out; a fatal Kafka error is raised."""
@@ -97,18 +105,30 @@ class Relay:
                 await self._wakeup.close()
 
     async def _serve(self) -> None:
-        # One session for leases, claims and marks: while it can claim, it still owns its
-        # shards. It is never returned to a pool: its advisory locks must end with it.
+        # One session for leases, claims and marks. Leases are rows that expire, not
+        # session locks: a session that dies (or is abandoned) leaves them to expire.
         raw = await self._engine.connect()
         try:
             conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
-            leases = ShardLeases(conn)
-            await leases.join()
-            log.info("relay started", extra={"slot": leases.slot, "shards": len(leases.owned)})
+            leases = ShardLeases(conn, self._id, name=self._name, ttl=self._settings.lease_ttl)
+            await self._rebalance(leases)
+            log.info(
+                "relay started", extra={"relay_id": str(self._id), "shards": len(leases.owned)}
+            )
             await self._pump(conn, leases)
+            await self._publisher.assign(Change({}, frozenset(leases.owned)))
+            await leases.leave()  # a clean stop: the others take the shards at once
         finally:
             await raw.invalidate()
             await raw.close()
+
+    async def _rebalance(self, leases: ShardLeases) -> None:
+        change = await leases.rebalance()
+        if change.gained or change.lost:
+            # Before anything of a gained shard is claimed: its producer fences the last owner's.
+            await self._publisher.assign(change)
+            metrics.SHARDS_LOST.inc(len(change.lost))
+        metrics.SHARDS.set(len(leases.owned))
 
     async def _pump(self, conn: AsyncConnection, leases: ShardLeases) -> None:
         """Claim and send batch N+1 while Kafka acknowledges batch N, then settle N.
@@ -123,11 +143,10 @@ class Relay:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_rebalance:  # shards only change hands with nothing in flight
-                    failing = _count(failing, await self._land(conn, in_flight))
+                    failing = _count(failing, await self._land(conn, in_flight, leases))
                     in_flight = None
-                    await leases.rebalance()
-                    metrics.SHARDS.set(len(leases.owned))
-                    next_rebalance = now + REBALANCE_EVERY
+                    await self._rebalance(leases)
+                    next_rebalance = now + leases.renew_every
                 if now >= next_gauges:
                     rows, age = await outbox.backlog(conn)
                     metrics.BACKLOG.set(rows)
@@ -136,35 +155,54 @@ class Relay:
                 if now >= next_prune:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
+                if not self._publisher.pipelined:  # one transaction at a time per shard
+                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    in_flight = None
                 busy = in_flight.keys if in_flight else ()
-                sending = await self._send(conn, sorted(leases.owned), busy)
-                failing = _count(failing, await self._land(conn, in_flight))
+                sending = await self._send(conn, leases.shards, busy, self._id)
+                failing = _count(failing, await self._land(conn, in_flight, leases))
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
                 elif sending is None:
                     await self._idle()
         finally:
-            await self._land(conn, in_flight)
+            await self._land(conn, in_flight, leases)
 
     async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
         """Claim, publish and settle one batch of the given shards, without pipelining."""
-        return await self._land(conn, await self._send(conn, shards, ()))
+        return await self._land(conn, await self._send(conn, shards, (), None), None)
 
     async def _send(
-        self, conn: AsyncConnection, shards: Sequence[int], busy_keys: Sequence[str]
+        self,
+        conn: AsyncConnection,
+        shards: Sequence[int],
+        busy_keys: Sequence[str],
+        owner: uuid.UUID | None,
     ) -> InFlight | None:
         if not shards:
             return None
         started = time.perf_counter()
-        batch = await outbox.claim_batch(conn, shards, self._settings.batch_size, busy_keys)
+        batch = await outbox.claim_batch(
+            conn, shards, self._settings.batch_size, busy_keys, owner=owner
+        )
         return InFlight(await self._publisher.send(batch), started) if batch else None
 
-    async def _land(self, conn: AsyncConnection, in_flight: InFlight | None) -> Settled:
+    async def _land(
+        self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases | None
+    ) -> Settled:
         """Wait for Kafka's answers on the batch in flight and record them."""
         if in_flight is None:
             return Settled()
         deliveries = await self._publisher.wait(in_flight.sending, self._stop.is_set)
+        if in_flight.sending.fenced:  # another relay owns these shards now: hands off
+            metrics.FENCED.inc(len(in_flight.sending.fenced))
+            log.warning(
+                "fenced: shards taken over by another relay",
+                extra={"shards": sorted(in_flight.sending.fenced)},
+            )
+            if leases is not None:
+                leases.drop(in_flight.sending.fenced)
         settled = await self._settle(conn, in_flight.sending.messages, deliveries)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)

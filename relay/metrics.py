@@ -20,3 +20,11 @@ BATCH_SECONDS = Histogram(
 BACKLOG = Gauge("orders_outbox_backlog", "Unpublished outbox rows (parked included)")
 OLDEST_AGE = Gauge("orders_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
 SHARDS = Gauge("orders_relay_shards_owned", "Outbox shards this relay publishes")
+SHARDS_LOST = Counter(
+    "orders_relay_shards_lost_total",
+    "Shards this relay stopped publishing: handed over, expired or taken over",
+)
+FENCED = Counter(
+    "orders_relay_fenced_total",
+    "Shards whose transactional producer found itself fenced by the shard's next owner",
+)

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from app import telemetry
 from app.db.outbox import ClaimedMessage
+from relay.leases import Change
 
 log = logging.getLogger("relay.publisher")
 
@@ -43,6 +44,8 @@ class Sending(msgspec.Struct):
     messages: list[ClaimedMessage]
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
+    fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
+    transactions: dict[int, list[UUID]] = msgspec.field(default_factory=dict)  # shard -> ids
 
     @property
     def done(self) -> bool:
@@ -53,6 +56,9 @@ class Sending(msgspec.Struct):
 
 
 class Publisher(Protocol):
+    # False: a batch must be landed before the next is sent (one transaction at a time).
+    pipelined: bool
+
     async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
         """Start publishing, in order; return at once, before Kafka acknowledges."""
         ...
@@ -63,6 +69,10 @@ class Publisher(Protocol):
         Messages still in flight when `should_stop()` turns true are left out:
         their rows stay unpublished and go out again later.
         """
+        ...
+
+    async def assign(self, change: Change) -> None:
+        """Shards gained (with their lease's epoch) and lost; called between batches only."""
         ...
 
     def close(self, timeout: float) -> None: ...
@@ -86,6 +96,8 @@ def producer_config(client: Mapping[str, str], client_id: str) -> dict[str, Any]
 
 
 class KafkaPublisher:
+    pipelined = True
+
     def __init__(self, config: dict[str, Any], *, wait_step: float = 0.1) -> None:
         self._fatal: KafkaError | None = None
         self._producer = Producer({**config, "error_cb": self._on_error})
@@ -122,6 +134,9 @@ class KafkaPublisher:
                 self._producer.purge(in_queue=True, in_flight=False)
                 break
         return sending.deliveries()
+
+    async def assign(self, change: Change) -> None:
+        return None  # one producer for every shard: nothing to fence with (RELAY_FENCING=false)
 
     def close(self, timeout: float) -> None:
         self._producer.flush(timeout)
@@ -188,9 +203,12 @@ def _traced(message: ClaimedMessage) -> dict[str, str]:
 class InMemoryPublisher:
     """A publisher for unit tests: keeps what it was given; can be told to refuse messages."""
 
+    pipelined = True
+
     def __init__(self) -> None:
         self.sent: list[ClaimedMessage] = []
         self.refuse: dict[UUID, Delivery] = {}
+        self.shards: dict[int, int] = {}  # shard -> epoch, as the leases told us
 
     async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
         sending = Sending(list(messages), expected=len(messages))
@@ -203,6 +221,11 @@ class InMemoryPublisher:
 
     async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
         return sending.deliveries()
+
+    async def assign(self, change: Change) -> None:
+        for shard in change.lost:
+            self.shards.pop(shard, None)
+        self.shards.update(change.gained)
 
     def close(self, timeout: float) -> None:
         return None

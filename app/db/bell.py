@@ -8,7 +8,8 @@ Rung after the commit from a connection of its own, the NOTIFY writes no WAL and
 costs nothing; rings that come while one is being sent (or within MIN_INTERVAL of it)
 are folded into the next.
 A missed ring (the connection is down) only means the relays find the rows on their
-next poll.
+next poll. The connection has the deadlines of every other (app.db.guard): one that
+stops answering is abandoned and replaced, not waited on forever.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import logging
 
 import psycopg
 
+from app.config import DatabaseSettings
+from app.db.engine import connect
+from app.db.guard import GuardedConnection
+
 log = logging.getLogger("app.bell")
 
 CHANNEL = "outbox"
@@ -27,8 +32,13 @@ MIN_INTERVAL = 0.002  # seconds between NOTIFYs: at most 500 a second per proces
 
 
 class OutboxBell:
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(
+        self, url: str, settings: DatabaseSettings | None = None, application_name: str = "orders"
+    ) -> None:
+        self._settings = settings or DatabaseSettings(
+            url=url, pool_size=1, connect_timeout=5, statement_timeout=10
+        )
+        self._application = f"{application_name}-bell"
         self._rung = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -46,19 +56,20 @@ class OutboxBell:
                 await task
 
     async def _notify_forever(self) -> None:
-        conn: psycopg.AsyncConnection[object] | None = None
+        conn: GuardedConnection[object] | None = None
         try:
             while True:
                 await self._rung.wait()
                 self._rung.clear()
                 try:
-                    conn = conn or await psycopg.AsyncConnection.connect(
-                        self._url, autocommit=True, connect_timeout=5
-                    )
+                    conn = conn or await connect(self._settings, self._application, autocommit=True)
+                    conn.activity = f"NOTIFY {CHANNEL}"
                     await conn.execute(f"NOTIFY {CHANNEL}")
                     await asyncio.sleep(MIN_INTERVAL)  # rings meanwhile become one NOTIFY
                 except psycopg.Error as exc:
                     log.warning("could not wake the relays", extra={"error": str(exc)})
+                    if conn is not None:
+                        await conn.close()
                     conn = None
                     await asyncio.sleep(RETRY_AFTER)
         finally:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
 import msgspec
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.config import DatabaseSettings
+from app.db import guard
 from app.db.errors import translate
 from app.domain.errors import Unavailable
 
@@ -23,23 +27,78 @@ def _encode_json(value: object) -> str:
     return msgspec.json.encode(value, enc_hook=str).decode()
 
 
+def deadlines(settings: DatabaseSettings, application_name: str) -> guard.Deadlines:
+    return guard.Deadlines(application_name, settings.slow_wait, settings.give_up_after)
+
+
+def connection_parameters(settings: DatabaseSettings, application_name: str) -> dict[str, Any]:
+    """libpq parameters for every connection our processes open (see app.db.guard)."""
+    return guard.libpq_parameters(
+        deadlines(settings, application_name),
+        connect_timeout=settings.connect_timeout,
+        statement_timeout=settings.statement_timeout,
+        lock_timeout=settings.lock_timeout,
+    )
+
+
+async def connect(
+    settings: DatabaseSettings, application_name: str, **parameters: Any
+) -> guard.GuardedConnection[Any]:
+    """A plain psycopg connection (LISTEN, NOTIFY) with the same deadlines as the pool's."""
+    return await guard.connect(
+        deadlines(settings, application_name),
+        libpq_url(settings.url),
+        **connection_parameters(settings, application_name),
+        **parameters,
+    )
+
+
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
-    return create_async_engine(
+    limits = deadlines(settings, application_name)
+
+    async def create(**kwargs: Any) -> guard.GuardedConnection[Any]:
+        return await guard.connect(limits, **kwargs)
+
+    engine = create_async_engine(
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=0,
         pool_timeout=settings.connect_timeout,
         pool_recycle=3600,
         connect_args={
-            "connect_timeout": max(1, round(settings.connect_timeout)),
-            "application_name": application_name,
+            "async_creator_fn": create,
             # A statement stuck longer (a lock held elsewhere, an overloaded server) is
             # cancelled and surfaces as Unavailable (503 for the API), not as a hang.
-            "options": f"-c statement_timeout={round(settings.statement_timeout * 1000)}",
+            **connection_parameters(settings, application_name),
         },
         json_serializer=_encode_json,
         json_deserializer=_json_decoder.decode,
     )
+    _name_activities(engine)
+    return engine
+
+
+def _name_activities(engine: AsyncEngine) -> None:
+    """Keep each connection's `activity` current, for the log line of a slow wait."""
+
+    def activity(conn: Connection, label: str) -> None:
+        if conn.invalidated or conn.closed:  # nothing left to wait on
+            return
+        driver = conn.connection.driver_connection
+        if isinstance(driver, guard.GuardedConnection):
+            driver.activity = label
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def statement(conn: Connection, _c: object, sql: str, *_: object) -> None:
+        activity(conn, sql)
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def commit(conn: Connection) -> None:
+        activity(conn, "COMMIT")
+
+    @event.listens_for(engine.sync_engine, "rollback")
+    def rollback(conn: Connection) -> None:
+        activity(conn, "ROLLBACK")
 
 
 @asynccontextmanager

@@ -1,58 +1,122 @@
-"""Shard leases for relays: session-level advisory locks, released if the session dies.
+"""Shard leases for relays: rows that expire (migration 0004), not session locks.
 
-Each live relay holds one presence lock; together they say how many relays
-share the outbox's shards, and each relay takes its fair part of the shards.
+A relay is a member while it renews its `relay_members` row; it owns a shard while
+it renews that shard's `relay_leases` row. Both carry `expires_at` on the database's
+clock, so no two relays need agree on time. A lease that has expired may be taken by
+any relay, and taking it bumps its `epoch`: the fencing token the relay hands to its
+publisher, whose transactional producer for the shard is initialised anew for each
+epoch (which fences the previous owner's producer in Kafka).
+
+Invariant: at any moment at most one relay holds an unexpired lease on a shard (the
+UPDATEs below take a lease only if it is free or expired, row-locked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from uuid import UUID
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.locks import RELAY_PRESENCE, RELAY_SHARD
+Epochs = Mapping[int, int]  # shard -> epoch of our lease on it
 
-MAX_RELAYS = 256
 
-_HELD = text("""
-    SELECT objid::int AS key FROM pg_locks
-     WHERE locktype = 'advisory' AND classid = CAST(:class AS oid) AND objsubid = 2 AND granted
+class Membership(msgspec.Struct, frozen=True):
+    relays: int  # live relays, us included
+    rank: int  # how many live relays sort before us: where we start looking for shards
+
+
+_JOIN = text("""
+    INSERT INTO relay_members (relay_id, name, expires_at)
+    VALUES (:id, :name, clock_timestamp() + :ttl)
+    ON CONFLICT (relay_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 """)
 
+_MEMBERS = text("""
+    SELECT count(*), count(*) FILTER (WHERE relay_id < :id)
+      FROM relay_members
+     WHERE expires_at > clock_timestamp() AND relay_id <> :id
+""")
 
-async def _try_lock(conn: AsyncConnection, lock_class: int, key: int) -> bool:
+_FORGET_GONE = text("""
+    DELETE FROM relay_members WHERE expires_at < clock_timestamp() - interval '1 hour'
+""")
+
+_RENEW = text("""
+    UPDATE relay_leases SET expires_at = clock_timestamp() + :ttl
+     WHERE owner = :id AND expires_at > clock_timestamp()
+    RETURNING shard, epoch
+""")
+
+# Free or expired leases among `shards`, in the order given, at most `limit`; rows
+# another relay is taking right now are skipped, and the condition is checked again
+# on the locked row, so two relays never take one shard.
+_TAKE = text("""
+    UPDATE relay_leases l
+       SET owner = :id, epoch = l.epoch + 1, expires_at = clock_timestamp() + :ttl
+      FROM (SELECT shard FROM relay_leases
+             WHERE shard = ANY(:shards)
+               AND (owner IS NULL OR expires_at <= clock_timestamp())
+             ORDER BY array_position(CAST(:shards AS integer[]), shard)
+             LIMIT :limit
+               FOR UPDATE SKIP LOCKED) free
+     WHERE l.shard = free.shard
+       AND (l.owner IS NULL OR l.expires_at <= clock_timestamp())
+    RETURNING l.shard, l.epoch
+""")
+
+_RELEASE = text("""
+    UPDATE relay_leases SET owner = NULL, expires_at = '-infinity'
+     WHERE owner = :id AND shard = ANY(:shards)
+""")
+
+_LEAVE = text("DELETE FROM relay_members WHERE relay_id = :id")
+
+
+async def heartbeat(
+    conn: AsyncConnection, relay_id: UUID, name: str, ttl: timedelta
+) -> tuple[Membership, dict[int, int]]:
+    """Renew our membership and every lease we still hold; return both.
+
+    A lease missing from the answer has expired (and may belong to another relay now).
+    """
+    params = {"id": relay_id, "name": name[:200], "ttl": ttl}
+    await conn.execute(_JOIN, params)
+    others, before_us = (await conn.execute(_MEMBERS, params)).one()
+    renewed = {int(row.shard): int(row.epoch) for row in await conn.execute(_RENEW, params)}
+    return Membership(relays=int(others) + 1, rank=int(before_us)), renewed
+
+
+async def take(
+    conn: AsyncConnection, relay_id: UUID, shards: Sequence[int], limit: int, ttl: timedelta
+) -> dict[int, int]:
+    """Take up to `limit` of `shards` whose leases are free or expired; return their epochs."""
+    if limit <= 0 or not shards:
+        return {}
     result = await conn.execute(
-        text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": lock_class, "k": key}
+        _TAKE, {"id": relay_id, "shards": list(shards), "limit": limit, "ttl": ttl}
     )
-    return bool(result.scalar_one())
+    return {int(row.shard): int(row.epoch) for row in result}
 
 
-async def _held(conn: AsyncConnection, lock_class: int) -> set[int]:
-    return {row.key for row in await conn.execute(_HELD, {"class": lock_class})}
+async def release(conn: AsyncConnection, relay_id: UUID, shards: Sequence[int]) -> None:
+    """Give leases up at once (a hand-over, or a clean stop), rather than let them expire."""
+    if shards:
+        await conn.execute(_RELEASE, {"id": relay_id, "shards": list(shards)})
 
 
-async def join(conn: AsyncConnection) -> int:
-    """Take a free presence slot for this session; return it."""
-    taken = await _held(conn, RELAY_PRESENCE)
-    for slot in range(MAX_RELAYS):
-        if slot not in taken and await _try_lock(conn, RELAY_PRESENCE, slot):
-            return slot
-    raise RuntimeError(f"more than {MAX_RELAYS} relays are running")
+async def leave(conn: AsyncConnection, relay_id: UUID) -> None:
+    """Release every lease we hold and stop counting as a member."""
+    await conn.execute(
+        text("UPDATE relay_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = :id"),
+        {"id": relay_id},
+    )
+    await conn.execute(_LEAVE, {"id": relay_id})
 
 
-async def live_relays(conn: AsyncConnection) -> int:
-    return max(1, len(await _held(conn, RELAY_PRESENCE)))
-
-
-async def free_shards(conn: AsyncConnection, shards: Iterable[int]) -> list[int]:
-    taken = await _held(conn, RELAY_SHARD)
-    return [shard for shard in shards if shard not in taken]
-
-
-async def acquire_shard(conn: AsyncConnection, shard: int) -> bool:
-    return await _try_lock(conn, RELAY_SHARD, shard)
-
-
-async def release_shard(conn: AsyncConnection, shard: int) -> None:
-    await conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": RELAY_SHARD, "k": shard})
+async def forget_gone(conn: AsyncConnection) -> None:
+    """Delete members that stopped renewing long ago (a relay killed with SIGKILL)."""
+    await conn.execute(_FORGET_GONE)

@@ -8,8 +8,7 @@ also written into migration 0001's trigger; they must stay equal.
 from __future__ import annotations
 
 OUTBOX_KEY = 7001  # held by a writer of one outbox key until commit (commit order)
-RELAY_SHARD = 7002  # held by the relay that owns an outbox shard (session lock)
-RELAY_PRESENCE = 7003  # one per live relay: how many relays share the shards
+# 7002 and 7003 were the relays' shard and presence locks; leases are rows now (0004).
 IDEMPOTENCY_KEY = 7004  # held while a request with that Idempotency-Key runs
 
 OUTBOX_SHARDS = 32  # must match `outbox.shard`'s expression in migration 0001

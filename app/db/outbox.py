@@ -39,6 +39,7 @@ class ClaimedMessage(msgspec.Struct, frozen=True):
     headers: dict[str, str]
     created_at: datetime
     attempts: int
+    shard: int = -1  # the outbox shard: which lease (and which producer) it goes out under
 
 
 _ENQUEUE = outbox.insert().values(payload=cast(bindparam("payload", type_=Text), JSON))
@@ -68,11 +69,14 @@ async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
 # attempts are counted by record_failure.
 _CLAIM = text("""
     SELECT o.id, o.seq, o.topic, o.key, o.payload::text AS payload, o.headers, o.created_at,
-           o.attempts
+           o.attempts, o.shard
       FROM outbox o
      WHERE o.published_at IS NULL
        AND o.parked_at IS NULL
        AND o.shard = ANY(:shards)
+       AND (CAST(:owner AS uuid) IS NULL OR o.shard IN (
+           SELECT l.shard FROM relay_leases l
+            WHERE l.owner = CAST(:owner AS uuid) AND l.expires_at > clock_timestamp()))
        AND NOT o.key = ANY(CAST(:busy_keys AS text[]))
        AND NOT EXISTS (
            SELECT 1 FROM outbox p
@@ -85,16 +89,23 @@ _CLAIM = text("""
 
 
 async def claim_batch(
-    conn: AsyncConnection, shards: Sequence[int], limit: int, busy_keys: Sequence[str] = ()
+    conn: AsyncConnection,
+    shards: Sequence[int],
+    limit: int,
+    busy_keys: Sequence[str] = (),
+    *,
+    owner: UUID | None = None,
 ) -> list[ClaimedMessage]:
     """The oldest unpublished messages of `shards`, in commit order per key, leaving out
-    the keys in `busy_keys`."""
+    the keys in `busy_keys`; with `owner`, only of shards whose lease `owner` still holds
+    (a relay whose lease ran out claims nothing, even before it notices)."""
     result = await conn.execute(
-        _CLAIM, {"shards": list(shards), "limit": limit, "busy_keys": list(busy_keys)}
+        _CLAIM,
+        {"shards": list(shards), "limit": limit, "busy_keys": list(busy_keys), "owner": owner},
     )
     return [
-        ClaimedMessage(id_, seq, topic, key, payload.encode(), headers, created_at, attempts)
-        for id_, seq, topic, key, payload, headers, created_at, attempts in result
+        ClaimedMessage(id_, seq, topic, key, payload.encode(), headers, created_at, attempts, shard)
+        for id_, seq, topic, key, payload, headers, created_at, attempts, shard in result
     ]
 
 

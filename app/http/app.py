@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await bell.close()
             await state.pop("engine").dispose()
 
-    bell = OutboxBell(libpq_url(settings.database.url))
+    bell = OutboxBell(libpq_url(settings.database.url), settings.database, "orders-api")
     emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
 
     def engine() -> AsyncEngine:

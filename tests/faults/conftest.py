@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Scenario:
     kills: int = 0
     restarts: int = 0
     load: OrderLoad | None = None
+    recovery: dict[str, float] = field(default_factory=dict)  # what recovered, seconds after
 
     def send(self, total: int, rate: float) -> OrderLoad:
         self.load = OrderLoad(self.pipeline.api_url, total=total, rate=rate).start()
@@ -81,6 +83,7 @@ class Scenario:
                 "dupes on Kafka": result.duplicates_on_kafka,
                 "redelivered": self._redelivered(),
                 "DLQ": len(result.dlq),
+                "recovery s": ", ".join(f"{k} {v:.1f}" for k, v in self.recovery.items()) or "-",
                 "wall s": round(time.monotonic() - self.started, 1),
             }
         )
@@ -93,6 +96,28 @@ class Scenario:
         return sum(1 for line in lines if line.get("message") == "event duplicate")
 
 
+@contextmanager
+def _scenario(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    kafka: KafkaServer,
+    topics: Topics,
+    tmp_path: Path,
+    start: tuple[str, ...],
+) -> Iterator[Scenario]:
+    with pipeline(
+        database_url,
+        kafka.brokers,
+        topics,
+        tmp_path / "logs",
+        identities=identities(postgres, database_url, kafka),
+        extra_env=FAULT_ENV,
+        start=start,
+    ) as running:
+        yield Scenario(request.node.name, running, database_url, topics, postgres, kafka)
+
+
 @pytest.fixture
 def scenario(
     request: pytest.FixtureRequest,
@@ -102,15 +127,24 @@ def scenario(
     topics: Topics,
     tmp_path: Path,
 ) -> Iterator[Scenario]:
-    with pipeline(
-        database_url,
-        kafka.brokers,
-        topics,
-        tmp_path / "logs",
-        identities=identities(postgres, database_url, kafka),
-        extra_env=FAULT_ENV,
+    with _scenario(
+        request, database_url, postgres, kafka, topics, tmp_path, ("api", "relay", "consumer")
     ) as running:
-        yield Scenario(request.node.name, running, database_url, topics, postgres, kafka)
+        yield running
+
+
+@pytest.fixture
+def api_only_scenario(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    kafka: KafkaServer,
+    topics: Topics,
+    tmp_path: Path,
+) -> Iterator[Scenario]:
+    """Only the API runs: the test starts relays and consumers as it needs them."""
+    with _scenario(request, database_url, postgres, kafka, topics, tmp_path, ("api",)) as running:
+        yield running
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import RelaySettings
+from app.db import leases as lease_rows
+from app.db import outbox
 from app.db.locks import OUTBOX_SHARDS
 from relay.leases import ShardLeases
 from relay.loop import Relay
@@ -72,26 +76,80 @@ async def test_a_refused_message_is_parked_and_its_key_waits(
     assert parked == [poison.id]
 
 
+async def relay_leases(
+    engine: AsyncEngine, ttl: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[ShardLeases, AsyncConnection]:
+    conn = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
+    return ShardLeases(conn, uuid.uuid4(), name="test", ttl=ttl, clock=clock), conn
+
+
 async def test_two_relays_share_the_shards_and_one_takes_all_when_the_other_leaves(
     engine: AsyncEngine,
 ) -> None:
-    first_raw, second_raw = await engine.connect(), await engine.connect()
-    first_conn = await first_raw.execution_options(isolation_level="AUTOCOMMIT")
-    second_conn = await second_raw.execution_options(isolation_level="AUTOCOMMIT")
-    first, second = ShardLeases(first_conn), ShardLeases(second_conn)
-    await first.join()
+    (first, first_conn), (second, second_conn) = (
+        await relay_leases(engine, ttl=30),
+        await relay_leases(engine, ttl=30),
+    )
+    gained = (await first.rebalance()).gained
     assert len(first.owned) == OUTBOX_SHARDS
-    await second.join()
-    await first.rebalance()  # gives half away
+    assert set(gained.values()) == {1}  # first lease of each shard: epoch 1
+    await second.rebalance()  # joins: nothing free yet
+    change = await first.rebalance()  # gives half away
+    assert len(change.lost) == OUTBOX_SHARDS // 2
     await second.rebalance()  # takes them
     assert len(first.owned) == len(second.owned) == OUTBOX_SHARDS // 2
-    assert not first.owned & second.owned
-    await second_raw.invalidate()  # its session ends (as the relay's does): its locks go with it
-    await second_raw.close()
+    assert not first.owned.keys() & second.owned.keys()
+    assert set(second.owned.values()) == {2}  # each taken again: a new epoch
+    await second.leave()  # a clean stop hands everything back at once
     await first.rebalance()
     assert len(first.owned) == OUTBOX_SHARDS
-    await first_raw.invalidate()
-    await first_raw.close()
+    await first_conn.close()
+    await second_conn.close()
+
+
+async def test_a_relay_that_stops_renewing_loses_its_shards_after_the_ttl(
+    engine: AsyncEngine,
+) -> None:
+    now = [0.0]
+    frozen, frozen_conn = await relay_leases(engine, ttl=1.0, clock=lambda: now[0])
+    live, live_conn = await relay_leases(engine, ttl=1.0)
+    await frozen.rebalance()
+    epochs = dict(frozen.owned)
+    assert frozen.shards == ALL_SHARDS
+    await enqueue(engine, message("k"))
+    assert await outbox.claim_batch(frozen_conn, ALL_SHARDS, 10, owner=frozen._id)
+    # The frozen relay renews no more. Until its leases expire the live one gets nothing…
+    assert not (await live.rebalance()).gained
+    now[0] = 0.95  # …and locally the frozen one stops trusting them before they expire.
+    assert frozen.shards == []
+    started = time.monotonic()
+    while len(live.owned) < OUTBOX_SHARDS:
+        assert time.monotonic() - started < 3.0, "the expired leases were not taken"
+        await live.rebalance()
+        await asyncio.sleep(0.1)
+    assert time.monotonic() - started >= 0.5  # not before the ttl ran out
+    assert all(live.owned[shard] == epoch + 1 for shard, epoch in epochs.items())
+    # The database refuses the frozen relay's claims as well: its leases are gone.
+    assert not await outbox.claim_batch(frozen_conn, ALL_SHARDS, 10, owner=frozen._id)
+    assert await outbox.claim_batch(live_conn, ALL_SHARDS, 10, owner=live._id)
+    # When it wakes, it learns what it lost and takes only its fair share of what is free.
+    now[0] = 10.0
+    change = await frozen.rebalance()
+    assert change.lost == frozenset(range(OUTBOX_SHARDS))
+    assert not change.gained
+    await frozen_conn.close()
+    await live_conn.close()
+
+
+async def test_leases_refuse_what_is_not_a_shard(engine: AsyncEngine) -> None:
+    """Hostile input: shards out of range, a huge name, a negative limit."""
+    leases_, conn = await relay_leases(engine, ttl=5)
+    assert await lease_rows.take(conn, uuid.uuid4(), [-1, 32, 10**6], 5, timedelta(seconds=5)) == {}
+    assert await lease_rows.take(conn, uuid.uuid4(), [1], -3, timedelta(seconds=5)) == {}
+    membership, _ = await lease_rows.heartbeat(conn, uuid.uuid4(), "x" * 10_000, timedelta(1))
+    assert membership.relays == 1
+    assert leases_.shards == []
+    await conn.close()
 
 
 async def test_prunes_published_rows_past_retention(

@@ -280,3 +280,53 @@ def test_inconsistent_kafka_security_stops_at_start(environ: dict[str, str], nam
     with pytest.raises(ConfigError, match=named) as refused:
         load(environ, env_file=None)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"DB_STATEMENT_TIMEOUT": "20"},  # the client would abandon what the server still runs
+        {"DB_STATEMENT_TIMEOUT": "0"},  # no server-side limit at all
+        {"DB_LOCK_TIMEOUT": "12"},
+        {"DB_LOCK_TIMEOUT": "-1"},
+        {"DB_GIVE_UP_AFTER": "0.5"},
+        {"DB_GIVE_UP_AFTER": "nan"},
+        {"DB_SLOW_WAIT": "soon"},
+    ],
+)
+def test_database_deadlines_that_cannot_work_are_refused(bad: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        load(bad, env_file=None)
+
+
+def test_database_deadlines_default_to_the_liveness_bounds() -> None:
+    database = load({}, env_file=None).database
+    assert (database.give_up_after, database.lock_timeout, database.slow_wait) == (12.0, 5.0, 2.0)
+    assert database.statement_timeout < database.give_up_after
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"RELAY_LEASE_TTL": "0"},
+        {"RELAY_LEASE_TTL": "inf"},
+        {"RELAY_FENCING": "maybe"},
+        {"RELAY_TRANSACTIONAL_ID_PREFIX": "orders relay"},
+        {"RELAY_TRANSACTIONAL_ID_PREFIX": "x" * 201},
+        {"RELAY_TRANSACTIONAL_ID_PREFIX": "orders/relay"},
+        {"RELAY_KAFKA_TIMEOUT": "0.1"},
+    ],
+)
+def test_relay_liveness_settings_that_cannot_work_are_refused(bad: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        load(bad, env_file=None)
+
+
+def test_relay_liveness_defaults() -> None:
+    relay = load({}, env_file=None).relay
+    assert (relay.lease_ttl, relay.fencing, relay.transactional_id_prefix) == (
+        10.0,
+        True,
+        "orders-relay",
+    )
+    assert load({"RELAY_FENCING": "FALSE"}, env_file=None).relay.fencing is False

@@ -1,0 +1,157 @@
+"""Fencing against real Kafka: a relay that lost a shard publishes nothing more for it.
+
+Two `TransactionalPublisher`s stand for two relays and one shard changes hands
+between them, as the leases would hand it over. What a consumer reading
+`read_committed` sees (kcat, an independent client) is the only judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from app.db.outbox import ClaimedMessage
+from relay.leases import Change
+from relay.publisher import Delivery, producer_config
+from relay.transactional import TransactionalPublisher, transactional_id
+from tests.support import kcat
+from tests.support.pipeline import Topics
+from tests.support.servers import KafkaServer
+
+pytestmark = pytest.mark.anyio
+SHARD = 7
+
+
+def message(topic: str, n: int, key: str = "customer-1") -> ClaimedMessage:
+    return ClaimedMessage(
+        uuid.uuid4(), n, topic, key, f'{{"n": {n}}}'.encode(), {"ce_id": f"e{n}"},
+        datetime.now(UTC), 0, SHARD,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"orders-relay-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def relays(kafka: KafkaServer, prefix: str) -> AsyncIterator[list[TransactionalPublisher]]:
+    made: list[TransactionalPublisher] = []
+
+    def make() -> TransactionalPublisher:
+        config: dict[str, Any] = producer_config(kafka.client_config(), "fencing-test")
+        made.append(TransactionalPublisher(config, prefix, timeout=5))
+        return made[-1]
+
+    make(), make()
+    yield made
+    for publisher in made:
+        publisher.close(5)
+
+
+def committed(kafka: KafkaServer, topic: str) -> list[str]:
+    return [record.headers["ce_id"] for record in kcat.read_all(kafka.client_config(), topic)]
+
+
+def every_record(kafka: KafkaServer, topic: str, partitions: int) -> int:
+    """Records in the log whatever their transaction's fate (read_uncommitted)."""
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"raw-{uuid.uuid4().hex[:6]}",
+            "isolation.level": "read_uncommitted",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        total = 0
+        for partition in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+async def test_a_zombie_is_fenced_with_its_sends_in_the_log_and_in_its_queue(
+    relays: list[TransactionalPublisher], kafka: KafkaServer, topics: Topics
+) -> None:
+    zombie, heir = relays
+    first, second, third = (message(topics.orders, n) for n in (1, 2, 3))
+    await zombie.assign(Change({SHARD: 1}, frozenset()))
+    in_log = await zombie.send([first, second])
+    zombie._producers[SHARD].producer.flush(5)  # its sends reached the log; not committed
+
+    # It freezes; its lease expires and the heir takes it (epoch 2): opening the shard's
+    # producer fences the zombie's and aborts its open transaction.
+    started = time.perf_counter()
+    await heir.assign(Change({SHARD: 2}, frozenset()))
+    takeover = time.perf_counter() - started
+    deliveries = await heir.wait(await heir.send([first, second, third]), lambda: False)
+    assert deliveries == [Delivery(m.id) for m in (first, second, third)]
+
+    # The zombie wakes: its commit is refused, and it learns the shard is gone.
+    assert await zombie.wait(in_log, lambda: False) == []
+    assert in_log.fenced == {SHARD}
+    # It still tries (say it had claimed before freezing): nothing goes out.
+    late = await zombie.send([message(topics.orders, 4)])
+    assert [d.error for d in await zombie.wait(late, lambda: False)] == [
+        f'no producer: KafkaError{{code=_STATE,val=-172,str="shard {SHARD} is not ours"}}'
+    ]
+
+    assert committed(kafka, topics.orders) == ["e1", "e2", "e3"]
+    assert every_record(kafka, topics.orders, 6) > 3  # the zombie's aborted sends are there
+    assert takeover < 5.0
+    print(f"\ntakeover (init_transactions of {transactional_id('p', SHARD)}): {takeover:.3f}s")
+
+
+async def test_a_zombie_that_never_hears_of_the_takeover_still_sends_nothing(
+    relays: list[TransactionalPublisher], kafka: KafkaServer, topics: Topics
+) -> None:
+    """Its queue fills after the fence: the broker refuses the old producer epoch."""
+    zombie, heir = relays
+    await zombie.assign(Change({SHARD: 1}, frozenset()))
+    await heir.assign(Change({SHARD: 2}, frozenset()))
+    queued = await zombie.send([message(topics.orders, n, key="k") for n in (1, 2)])
+    assert await zombie.wait(queued, lambda: False) == []
+    assert queued.fenced == {SHARD}
+    sent = await heir.send([message(topics.orders, 3, key="k")])
+    assert await heir.wait(sent, lambda: False) == [Delivery(sent.messages[0].id)]
+    assert committed(kafka, topics.orders) == ["e3"]
+
+
+async def test_a_shard_handed_over_cleanly_keeps_per_key_order(
+    relays: list[TransactionalPublisher], kafka: KafkaServer, topics: Topics
+) -> None:
+    first, second = relays
+    await first.assign(Change({SHARD: 1}, frozenset()))
+    batch = [message(topics.orders, n) for n in range(1, 6)]
+    assert len(await first.wait(await first.send(batch[:3]), lambda: False)) == 3
+    await first.assign(Change({}, frozenset({SHARD})))  # released between batches
+    await second.assign(Change({SHARD: 2}, frozenset()))
+    assert len(await second.wait(await second.send(batch[3:]), lambda: False)) == 2
+    assert committed(kafka, topics.orders) == ["e1", "e2", "e3", "e4", "e5"]
+
+
+async def test_an_unknown_topic_is_parked_not_sent(
+    relays: list[TransactionalPublisher], topics: Topics
+) -> None:
+    """Hostile input: a row naming a topic that does not exist."""
+    publisher = relays[0]
+    await publisher.assign(Change({SHARD: 1}, frozenset()))
+    stray = message(f"no-such-topic-{uuid.uuid4().hex[:6]}", 1)
+    follower = message(stray.topic, 2)
+    bystander = message(topics.orders, 3, key="other")
+    deliveries = await publisher.wait(
+        await publisher.send([stray, follower, bystander]), lambda: False
+    )
+    assert [(d.id, d.permanent) for d in deliveries] == [(stray.id, True), (bystander.id, False)]
+    assert deliveries[1].error is None
+    await asyncio.sleep(0)

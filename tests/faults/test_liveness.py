@@ -1,0 +1,217 @@
+"""Stalls, not crashes: connections that go silent, relays frozen with SIGSTOP.
+
+A TCP proxy of the test's own (tests/support/proxy.py) stands between one process
+and PostgreSQL and holds its open connections without forwarding a byte, while new
+connections pass; SIGSTOP freezes a relay as a VM pause would. Each scenario
+measures how long until the fault was noticed and the work flowed again (the
+`recovery s` column of the fault table), against the bounds the README promises
+with the default settings: a held connection abandoned within 15 s, the backlog
+flowing within 20 s, a frozen relay's shards moved within 15 s.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import psycopg
+
+from scripts.stack.processes import ManagedProcess
+from scripts.stack.waiting import wait_for
+from tests.faults.conftest import Scenario
+from tests.support.proxy import target_of, tcp_proxy, url_through
+
+NOTICED_WITHIN = 15.0
+FLOWING_WITHIN = 20.0
+MOVED_WITHIN = 15.0
+ABANDONED = "database connection abandoned: no answer"
+
+
+def _now(url: str) -> datetime:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def _count(url: str, sql: str, *args: object) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql, args).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _seconds_until(condition: Callable[[], bool], since: float, timeout: float, what: str) -> float:
+    wait_for(condition, timeout=timeout, interval=0.2, what=what)
+    return time.monotonic() - since
+
+
+def _logged(scenario: Scenario, name: str, message: str) -> bool:
+    return any(line.get("message") == message for line in scenario.pipeline.log_lines(name))
+
+
+def _published_since(url: str, since: datetime) -> bool:
+    return _count(url, "SELECT count(*) FROM outbox WHERE published_at > %s", since) > 0
+
+
+def _confirmed_since(url: str, since: datetime) -> bool:
+    sql = (
+        "SELECT count(*) FROM order_status_history"
+        " WHERE to_status = 'confirmed' AND changed_at > %s"
+    )
+    return _count(url, sql, since) > 0
+
+
+def _working(url: str) -> None:
+    """Wait until orders are being published and confirmed (each process has connected)."""
+    wait_for(
+        lambda: _count(url, "SELECT count(*) FROM orders WHERE status = 'confirmed'") >= 20,
+        timeout=60,
+        what="orders confirmed before the fault",
+    )
+
+
+def _accepted_at_least(scenario: Scenario, count: int) -> None:
+    wait_for(
+        lambda: scenario.load is not None and len(scenario.load.accepted) >= count,
+        timeout=60,
+        what=f"{count} orders accepted",
+    )
+
+
+def _relay_id(process: ManagedProcess) -> str:
+    assert process.log_path is not None
+    for line in process.log_path.read_text().splitlines():
+        if '"message":"relay started"' in line:
+            return str(line.split('"relay_id":"', 1)[1].split('"', 1)[0])
+    raise AssertionError(f"{process.name} never said 'relay started'")
+
+
+def _owned_by(url: str, relay_id: str) -> int:
+    sql = "SELECT count(*) FROM relay_leases WHERE owner = %s AND expires_at > clock_timestamp()"
+    return _count(url, sql, relay_id)
+
+
+def _all_owned_without(url: str, relay_id: str) -> bool:
+    sql = (
+        "SELECT count(*) FROM relay_leases"
+        " WHERE owner IS DISTINCT FROM %s AND owner IS NOT NULL AND expires_at > clock_timestamp()"
+    )
+    return _count(url, sql, relay_id) == 32
+
+
+def test_relay_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: Scenario) -> None:
+    scenario, url = api_only_scenario, api_only_scenario.database_url
+    with tcp_proxy(*target_of(url)) as proxy:
+        scenario.pipeline.start("consumer")
+        scenario.pipeline.start("relay", {"DATABASE_URL": url_through(proxy, url)})
+        scenario.send(total=600, rate=20)
+        _working(url)
+        since = _now(url)
+        assert proxy.hold_existing() >= 2  # its claims and marks, and its LISTEN
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "relay", ABANDONED), held, 60, "the relay to give up"
+        )
+        flowing = _seconds_until(
+            lambda: _published_since(url, since), held, 60, "the relay to publish again"
+        )
+        scenario.recovery = {"noticed": noticed, "flowing": flowing}
+        result = scenario.finish()
+        proxy.release()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert flowing <= FLOWING_WITHIN, scenario.recovery
+
+
+def test_consumer_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: Scenario) -> None:
+    scenario, url = api_only_scenario, api_only_scenario.database_url
+    with tcp_proxy(*target_of(url)) as proxy:
+        scenario.pipeline.start("relay")
+        scenario.pipeline.start("consumer", {"DATABASE_URL": url_through(proxy, url)})
+        scenario.send(total=600, rate=20)
+        _working(url)
+        since = _now(url)
+        assert proxy.hold_existing() >= 1
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "consumer", ABANDONED), held, 60, "the consumer to give up"
+        )
+        flowing = _seconds_until(
+            lambda: _confirmed_since(url, since), held, 60, "confirmations to flow again"
+        )
+        scenario.recovery = {"noticed": noticed, "flowing": flowing}
+        result = scenario.finish()
+        proxy.release()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert flowing <= FLOWING_WITHIN, scenario.recovery
+
+
+def test_a_relay_frozen_for_45s_loses_its_shards_to_the_live_one(scenario: Scenario) -> None:
+    url = scenario.database_url
+    frozen = scenario.pipeline.processes["relay"][0]
+    live = scenario.pipeline.start("relay")
+    frozen_id, live_id = _relay_id(frozen), _relay_id(live)
+    wait_for(lambda: _owned_by(url, live_id) == 16, timeout=30, what="the shards shared")
+    scenario.send(total=1000, rate=20)
+    _accepted_at_least(scenario, 40)
+    frozen.signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    since = _now(url)
+    try:
+        moved = _seconds_until(
+            lambda: _all_owned_without(url, frozen_id), stopped, 60, "the shards to move"
+        )
+        # Orders keep flowing while it is frozen; 45 s as a long VM pause would.
+        wait_for(
+            lambda: time.monotonic() - stopped >= 45 and _published_since(url, since),
+            timeout=90,
+            what="45 s of publishing without the frozen relay",
+        )
+    finally:
+        frozen.signal(signal.SIGCONT)
+    woke = time.monotonic()
+    rejoined = _seconds_until(
+        lambda: _owned_by(url, frozen_id) == 16, woke, 60, "the woken relay to share again"
+    )
+    scenario.recovery = {"shards moved": moved, "rejoined": rejoined}
+    result = scenario.finish()
+    assert result.clean, result
+    assert moved <= MOVED_WITHIN, scenario.recovery
+
+
+def test_a_relay_frozen_mid_batch_is_fenced_when_it_wakes(scenario: Scenario) -> None:
+    """Frozen under load (so most often between its claim and its commit) until its shards
+    have moved, then woken: whatever it still sends must not reach a reader."""
+    url = scenario.database_url
+    zombie = scenario.pipeline.processes["relay"][0]
+    live = scenario.pipeline.start("relay")
+    zombie_id, live_id = _relay_id(zombie), _relay_id(live)
+    wait_for(lambda: _owned_by(url, live_id) == 16, timeout=30, what="the shards shared")
+    scenario.send(total=1500, rate=50)
+    moves = []
+    for freeze in range(2):
+        _accepted_at_least(scenario, 150 + freeze * 600)
+        zombie.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            moves.append(
+                _seconds_until(
+                    lambda: _all_owned_without(url, zombie_id), stopped, 60, "the shards to move"
+                )
+            )
+        finally:
+            zombie.signal(signal.SIGCONT)
+        wait_for(lambda: _owned_by(url, zombie_id) == 16, timeout=60, what="the zombie to rejoin")
+    fenced = sum(
+        1
+        for line in scenario.pipeline.log_lines("relay")
+        if line.get("message") == "fenced: shards taken over by another relay"
+    )
+    scenario.recovery = {"shards moved (max)": max(moves), "fenced batches": float(fenced)}
+    result = scenario.finish()
+    assert result.clean, result
+    assert max(moves) <= MOVED_WITHIN, scenario.recovery

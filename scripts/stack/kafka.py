@@ -90,6 +90,8 @@ class LocalKafka:
     root: Path
     port: int
     controller_port: int
+    # False only to measure what security costs (bench/sasl_cost.py): PLAINTEXT, no ACLs.
+    secured: bool = True
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,9 +104,13 @@ class LocalKafka:
         return principals.passwords(self.root / "credentials.json")
 
     def client_config(self, principal: str = principals.ADMIN) -> dict[str, str]:
+        if not self.secured:
+            return {"bootstrap.servers": self.bootstrap}
         return principals.client_config(self.bootstrap, principal, self.passwords[principal])
 
     def process_env(self, principal: str) -> dict[str, str]:
+        if not self.secured:
+            return {"KAFKA_BROKERS": self.bootstrap}
         return principals.process_env(self.bootstrap, principal, self.passwords[principal])
 
     @property
@@ -144,7 +150,8 @@ class LocalKafka:
         wait_for(
             self._answers_metadata, timeout=timeout, interval=0.5, what=f"Kafka on :{self.port}"
         )
-        principals.create_users(self.bootstrap, self.passwords)
+        if self.secured:
+            principals.create_users(self.bootstrap, self.passwords)
 
     def stop(self, timeout: float = 60) -> None:
         """Controlled shutdown (SIGTERM): the broker flushes and leaves cleanly."""
@@ -165,14 +172,26 @@ class LocalKafka:
 
     def grant(self, plan: principals.TopicPlan) -> None:
         """The ACLs each principal needs for `plan`'s topics and group."""
-        principals.grant(AdminClient(self.client_config()), plan)
+        if self.secured:
+            principals.grant(AdminClient(self.client_config()), plan)
 
     def _write_config(self) -> Path:
         data = self.root / "data"
         config = self.root / "server.properties"
-        lines = [*self._security_config(), *self._base_config(data)]
+        security = self._security_config() if self.secured else self._plaintext_config()
+        lines = [*security, *self._base_config(data)]
         credentials.write_private(config, "\n".join(lines))  # it holds passwords
         return config
+
+    def _plaintext_config(self) -> list[str]:
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
 
     def _security_config(self) -> list[str]:
         found, admin, controller = self.passwords, principals.ADMIN, principals.CONTROLLER
@@ -239,14 +258,19 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(config),
-                # The broker authenticates to itself as the admin: that user must
-                # exist before the broker first starts.
-                "--add-scram",
-                f"SCRAM-SHA-512=[name={principals.ADMIN},password={self.passwords[principals.ADMIN]}]",
+                *self._format_users(),
             ),
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    def _format_users(self) -> list[str]:
+        """The broker authenticates to itself as the admin: that user must exist before
+        the broker first starts."""
+        if not self.secured:
+            return []
+        password = self.passwords[principals.ADMIN]
+        return ["--add-scram", f"SCRAM-SHA-512=[name={principals.ADMIN},password={password}]"]
 
     def _answers_metadata(self) -> bool:
         if self._process is not None and self._process.poll() is not None:

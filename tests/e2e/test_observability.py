@@ -216,7 +216,9 @@ def test_logs_are_json_lines_that_carry_the_request_id(running_pipeline: Pipelin
     assert applied[0]["level"] == "info" and applied[0]["time"].endswith("+00:00")
 
 
-def test_api_metrics_add_up_across_workers(module_database_url: str, tmp_path: Path) -> None:
+def test_api_metrics_add_up_across_workers(
+    module_database_url: str, postgres: PostgresServer, tmp_path: Path
+) -> None:
     topics = Topics(orders="orders", dlq="orders.dlq")
     with (
         pipeline(
@@ -224,6 +226,7 @@ def test_api_metrics_add_up_across_workers(module_database_url: str, tmp_path: P
             "127.0.0.1:9",
             topics,
             tmp_path,
+            identities=identities(postgres, module_database_url, None),
             start=("api",),
             extra_env={"HTTP_WORKERS": "2"},
         ) as running,

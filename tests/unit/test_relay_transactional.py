@@ -14,7 +14,7 @@ def test_each_shard_has_its_own_transactional_id_under_the_granted_prefix() -> N
 
 
 def test_a_transaction_and_its_messages_are_bounded_by_the_kafka_timeout() -> None:
-    base = producer_config("127.0.0.1:9092", "relay")
+    base = producer_config({"bootstrap.servers": "127.0.0.1:9092"}, "relay")
     config = transactional_config(base, timeout=5)
     assert base["message.timeout.ms"] == 0  # without fencing: never give up on a message
     # librdkafka refuses a message timeout longer than the transaction's

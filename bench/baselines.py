@@ -12,14 +12,15 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, Message, Producer
 
-from bench.relay_drain import Record
+from bench.relay_drain import Drain, Record
 from bench.ui import run_timed, step
 from relay.publisher import producer_config
 
@@ -42,6 +43,19 @@ class ProducerResult(msgspec.Struct):
     seconds: float
     events_per_s: float
     failed: int
+
+
+class DrainVsRaw(msgspec.Struct):
+    """The relay's drain of a backlog and the raw producer sending the same messages."""
+
+    keys: int
+    drain: Drain
+    raw: ProducerResult
+
+    @property
+    def share(self) -> float:
+        """The relay's rate as a fraction of the raw producer's."""
+        return self.drain.events_per_s / self.raw.events_per_s if self.raw.events_per_s else 0.0
 
 
 def pgbench(
@@ -98,9 +112,17 @@ def _pgbench_latencies(workdir: Path, concurrency: int) -> np.ndarray:
     return np.array(values)
 
 
-def raw_producer(brokers: str, topic: str, messages: Sequence[Record]) -> ProducerResult:
-    """Produce every message as fast as the client takes them; wait for every acknowledgement."""
-    producer = Producer(producer_config(brokers, f"orders-bench-{socket.gethostname()}"))
+def raw_producer(
+    client: Mapping[str, Any], topic: str, messages: Sequence[Record]
+) -> ProducerResult:
+    """Produce every message as fast as the client takes them; wait for every acknowledgement.
+
+    `client` is the bench's Kafka client settings (bench/stack.py: brokers, security), laid
+    over the relay's producer settings."""
+    relays = producer_config(
+        str(client["bootstrap.servers"]), f"orders-bench-{socket.gethostname()}"
+    )
+    producer = Producer({**relays, **client})
     producer.list_topics(topic, timeout=10)  # metadata first, as a running relay has it
     outcome = {"delivered": 0, "failed": 0}
 

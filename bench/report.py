@@ -6,7 +6,7 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -15,16 +15,21 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.api_load import LoadResult
-from bench.baselines import PgbenchResult, ProducerResult
+from bench.baselines import DrainVsRaw, PgbenchResult
+from bench.capacity import E2E_P99_MS, Capacity
+from bench.cpu import CpuPerUnit
 from bench.end_to_end import EndToEnd
+from bench.headline import (
+    API_VS_PGBENCH,
+    CAPACITY_VS_PGBENCH,
+    CPU_VS_PGBENCH,
+    RELAY_VS_RAW,
+    Headline,
+)
 from bench.profile import ProfileSummary
-from bench.relay_drain import Drain
 
-API_VS_PGBENCH = 0.40
-RELAY_VS_RAW = 0.50
-E2E_P99_MS = 100.0
-E2E_RATE = 200
 RSS_MB = 150.0
+TableData = tuple[str, list[str], list[list[str]]]  # title, header, rows
 
 
 class Memory(msgspec.Struct):
@@ -45,17 +50,23 @@ class Target(msgspec.Struct):
 
 
 class Results(msgspec.Struct, kw_only=True):
-    schema: int = 1
+    """Schema 2: capacity search, CPU per order, drains per key count and the headline.
+    (Schema 1 files still load: their old fields are ignored, the new ones are empty.)"""
+
+    schema: int = 2
     started_at: str
     seconds: float
     machine: dict[str, str]
     settings: dict[str, object]
+    headline: Headline | None = None
     api_closed_loop: list[LoadResult]
     pgbench: list[PgbenchResult]
-    api_open_loop: list[LoadResult]
-    end_to_end: list[EndToEndRun]
-    relay_drain: Drain | None
-    raw_producer: ProducerResult | None
+    api_open_loop: list[LoadResult]  # the search's steps, then the CPU-per-order run
+    end_to_end: list[EndToEndRun]  # one per open-loop run, in the same order
+    capacity: Capacity | None = None
+    cpu_per_order: CpuPerUnit | None = None
+    pgbench_cpu: CpuPerUnit | None = None  # pgbench's best run, per transaction
+    relay_drains: list[DrainVsRaw] = msgspec.field(default_factory=list)
     memory: dict[str, Memory]
     cpu_cores: dict[str, dict[str, float]]  # phase -> role -> cores used on average
     rss_mb_by_phase: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
@@ -93,44 +104,62 @@ def ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
-def targets(results: Results) -> list[Target]:
+def cores(results: Results) -> str:
+    """The machine's core count as the run recorded it (os.cpu_count() at the time)."""
+    return results.machine.get("cores", "?")
+
+
+def _pipeline_targets(h: Headline) -> list[Target]:
     found: list[Target] = []
-    api = max((r.throughput for r in results.api_closed_loop), default=None)
-    pg = max((r.tps for r in results.pgbench), default=None)
-    share = ratio(api, pg)
-    if share is not None:
+    if h.capacity_vs_pgbench is not None and h.sustained_capacity is not None:
+        found.append(
+            Target(
+                "sustained capacity ÷ pgbench's best tps",
+                f"≥ {CAPACITY_VS_PGBENCH:.0%}",
+                f"{h.capacity_vs_pgbench:.1%} ({h.sustained_capacity:,.0f} vs "
+                f"{h.pgbench_best_tps or 0:,.0f}/s; end-to-end p99 "
+                f"{_ms(h.e2e_p99_ms_at_capacity)} ms)",
+                h.capacity_vs_pgbench >= CAPACITY_VS_PGBENCH,
+            )
+        )
+    if h.cpu_per_order_vs_pgbench is not None:
+        found.append(
+            Target(
+                "CPU per order ÷ pgbench's per transaction",
+                f"≤ {CPU_VS_PGBENCH:.0f}x",
+                f"{h.cpu_per_order_vs_pgbench:.1f}x ({h.cpu_ms_per_order:.2f} vs "
+                f"{h.pgbench_cpu_ms_per_transaction:.2f} ms)",
+                h.cpu_per_order_vs_pgbench <= CPU_VS_PGBENCH,
+            )
+        )
+    return found
+
+
+def _component_targets(h: Headline) -> list[Target]:
+    found: list[Target] = []
+    if h.api_vs_pgbench is not None:
         found.append(
             Target(
                 "API ÷ pgbench (best throughput of each)",
                 f"≥ {API_VS_PGBENCH:.0%}",
-                f"{share:.0%} ({api:,.0f} vs {pg:,.0f}/s)",
-                share >= API_VS_PGBENCH,
+                f"{h.api_vs_pgbench:.0%}",
+                h.api_vs_pgbench >= API_VS_PGBENCH,
             )
         )
-    if results.relay_drain and results.raw_producer:
-        share = results.relay_drain.events_per_s / results.raw_producer.events_per_s
+    if h.relay_vs_raw is not None:
         found.append(
             Target(
-                "relay drain ÷ raw producer",
+                "relay drain ÷ raw producer, slowest key count",
                 f"≥ {RELAY_VS_RAW:.0%}",
-                f"{share:.0%} ({results.relay_drain.events_per_s:,.0f} vs "
-                f"{results.raw_producer.events_per_s:,.0f} events/s)",
-                share >= RELAY_VS_RAW,
+                f"{h.relay_vs_raw:.0%} (at {h.relay_vs_raw_keys:,} keys)",
+                h.relay_vs_raw >= RELAY_VS_RAW,
             )
         )
-    e2e = next(
-        (run.result for run in results.end_to_end if run.result.offered_rate == E2E_RATE), None
-    )
-    if e2e is not None:
-        complete = e2e.confirmed == e2e.orders > 0
-        found.append(
-            Target(
-                f"end to end p99 at {E2E_RATE}/s",
-                f"≤ {E2E_P99_MS:.0f} ms",
-                f"{_ms(e2e.p99_ms)} ms ({e2e.confirmed:,}/{e2e.orders:,} confirmed)",
-                complete and e2e.p99_ms is not None and e2e.p99_ms <= E2E_P99_MS,
-            )
-        )
+    return found
+
+
+def _memory_targets(results: Results) -> list[Target]:
+    found: list[Target] = []
     for role, memory in results.memory.items():
         largest = max(memory.each_mb.values(), default=0.0)
         together = (
@@ -149,13 +178,102 @@ def targets(results: Results) -> list[Target]:
     return found
 
 
+def targets(results: Results) -> list[Target]:
+    h = results.headline
+    pipeline = [*_pipeline_targets(h), *_component_targets(h)] if h else []
+    return [*pipeline, *_memory_targets(results)]
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.1f}"
 
 
-def tables(results: Results) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Every table as (title, header, rows): rendered for the terminal and as Markdown."""
-    out: list[tuple[str, list[str], list[list[str]]]] = []
+def _three(a: float | None, b: float | None, c: float | None) -> str:
+    return f"{_ms(a)} / {_ms(b)} / {_ms(c)}"
+
+
+def _headline_table(results: Results) -> TableData | None:
+    h = results.headline
+    if h is None:
+        return None
+    cpu_run = results.cpu_per_order.what if results.cpu_per_order else "-"
+    at = (h.e2e_p50_ms_at_capacity, h.e2e_p95_ms_at_capacity, h.e2e_p99_ms_at_capacity)
+    rows = [
+        ["sustained capacity", f"{h.sustained_capacity or 0:,.0f} orders/s"],
+        [
+            "end to end at capacity, p50 / p95 / p99",
+            f"{_three(*at)} ms",
+        ],
+        ["pgbench, best tps", f"{h.pgbench_best_tps or 0:,.0f}"],
+        ["capacity ÷ pgbench", _share(h.capacity_vs_pgbench, ".1%")],
+        [f"CPU per order, all processes ({cpu_run})", f"{_ms(h.cpu_ms_per_order)} ms"],
+        ["pgbench's CPU per transaction", f"{_ms(h.pgbench_cpu_ms_per_transaction)} ms"],
+        ["CPU per order ÷ pgbench's", _share(h.cpu_per_order_vs_pgbench, ".1f", "x")],
+        ["API ÷ pgbench (best of each)", _share(h.api_vs_pgbench, ".0%")],
+        [
+            f"relay ÷ raw producer (slowest: {h.relay_vs_raw_keys or 0:,} keys)",
+            _share(h.relay_vs_raw, ".0%"),
+        ],
+    ]
+    return ("Headline", ["figure", "value"], rows)
+
+
+def _share(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def _search_table(results: Results) -> TableData | None:
+    found = results.capacity
+    if found is None:
+        return None
+    rows = [
+        [str(i), f"{s.rate:,}", "held" if s.held else "failed", s.reason or "-"]
+        for i, s in enumerate(found.steps, 1)
+    ]
+    title = (
+        f"Capacity search ({found.step_seconds} s steps): sustained capacity "
+        f"{found.rate or 0:,} orders/s (every request 201, every order confirmed, "
+        f"end-to-end p99 ≤ {E2E_P99_MS:.0f} ms)"
+    )
+    return (title, ["step", "offered/s", "verdict", "why not"], rows)
+
+
+def _open_loop_row(run: LoadResult, flow: EndToEnd | None) -> list[str]:
+    return [
+        f"{run.offered_rate:,.0f}",
+        f"{run.send_rate or 0:,.0f}",
+        f"{run.throughput:,.0f}",
+        _three(run.p50_ms, run.p95_ms, run.p99_ms),
+        f"{sum(run.errors.values())} / {run.requests:,}",
+        _three(flow.p50_ms, flow.p95_ms, flow.p99_ms) if flow else "-",
+        f"{_ms(flow.relay_p50_ms)} / {_ms(flow.relay_p99_ms)}" if flow else "-",
+        f"{_ms(flow.consumer_p50_ms)} / {_ms(flow.consumer_p99_ms)}" if flow else "-",
+        f"{flow.confirmed:,} / {flow.orders:,}" if flow else "-",
+    ]
+
+
+def _open_loop_table(results: Results) -> TableData:
+    flows: list[EndToEnd | None] = [run.result for run in results.end_to_end]
+    flows += [None] * (len(results.api_open_loop) - len(flows))
+    rows = [
+        _open_loop_row(run, flow) for run, flow in zip(results.api_open_loop, flows, strict=True)
+    ]
+    header = [
+        "offered/s",
+        "sent/s",
+        "201/s",
+        "API p50 / p95 / p99 ms",
+        "errors / requests",
+        "end-to-end p50 / p95 / p99 ms",
+        "of which to published p50 / p99",
+        "then to consumer p50 / p99",
+        "confirmed",
+    ]
+    title = "API open loop (vegeta, constant rate) and end to end (commit → consumer's change)"
+    return (title, header, rows)
+
+
+def _closed_loop_table(results: Results) -> TableData:
     pgbench = {r.concurrency: r for r in results.pgbench}
     rows = []
     for run in results.api_closed_loop:
@@ -165,88 +283,72 @@ def tables(results: Results) -> list[tuple[str, list[str], list[list[str]]]]:
             [
                 str(run.concurrency),
                 f"{run.throughput:,.0f}",
-                f"{_ms(run.p50_ms)} / {_ms(run.p95_ms)} / {_ms(run.p99_ms)}",
+                _three(run.p50_ms, run.p95_ms, run.p99_ms),
                 str(sum(run.errors.values())),
                 f"{base.tps:,.0f}" if base else "-",
                 f"{_ms(base.p50_ms)} / {_ms(base.p99_ms)}" if base else "-",
-                f"{share:.0%}" if share is not None else "-",
+                _share(share, ".0%"),
             ]
         )
-    out.append(
-        (
-            "API closed loop (wrk) vs pgbench, same transaction, same concurrency",
-            [
-                "clients",
-                "API orders/s",
-                "API p50 / p95 / p99 ms",
-                "errors",
-                "pgbench tps",
-                "pgbench p50 / p99 ms",
-                "API ÷ pgbench",
-            ],
-            rows,
-        )
-    )
-    e2e = {run.result.offered_rate: run.result for run in results.end_to_end}
-    rows = []
-    for run in results.api_open_loop:
-        flow = e2e.get(int(run.offered_rate or 0))
-        rows.append(
-            [
-                f"{run.offered_rate:,.0f}",
-                f"{run.send_rate or 0:,.0f}",
-                f"{run.throughput:,.0f}",
-                f"{_ms(run.p50_ms)} / {_ms(run.p95_ms)} / {_ms(run.p99_ms)}",
-                f"{sum(run.errors.values())} / {run.requests:,}",
-                f"{_ms(flow.p50_ms)} / {_ms(flow.p95_ms)} / {_ms(flow.p99_ms)}" if flow else "-",
-                f"{_ms(flow.relay_p50_ms)} / {_ms(flow.relay_p99_ms)}" if flow else "-",
-                f"{_ms(flow.consumer_p50_ms)} / {_ms(flow.consumer_p99_ms)}" if flow else "-",
-                f"{flow.confirmed:,} / {flow.orders:,}" if flow else "-",
-            ]
-        )
-    out.append(
-        (
-            "API open loop (vegeta, constant rate) and end to end (commit → consumer's change)",
-            [
-                "offered/s",
-                "sent/s",
-                "201/s",
-                "API p50 / p95 / p99 ms",
-                "errors / requests",
-                "end-to-end p50 / p95 / p99 ms",
-                "of which to published p50 / p99",
-                "then to consumer p50 / p99",
-                "confirmed",
-            ],
-            rows,
-        )
-    )
-    rows = []
-    if results.relay_drain:
-        d = results.relay_drain
-        rows.append(
-            [
-                "relay drain",
-                f"{d.rows:,}",
-                f"{d.seconds:.1f}",
-                f"{d.events_per_s:,.0f}",
-                f"batches of {d.batch_size}, one marked every {d.batch_cycle_ms:.1f} ms "
-                f"(median); wall {d.wall_seconds:.1f} s with start-up; "
-                f"failed attempts {d.failed_attempts}",
-            ]
-        )
-    if results.raw_producer:
-        p = results.raw_producer
-        rows.append(
-            [
-                "raw producer",
-                f"{p.messages:,}",
-                f"{p.seconds:.1f}",
-                f"{p.events_per_s:,.0f}",
-                "confluent-kafka, the relay's config",
-            ]
-        )
-    out.append(("Outbox → Kafka", ["what", "events", "seconds", "events/s", "note"], rows))
+    header = [
+        "clients",
+        "API orders/s",
+        "API p50 / p95 / p99 ms",
+        "errors",
+        "pgbench tps",
+        "pgbench p50 / p99 ms",
+        "API ÷ pgbench",
+    ]
+    return ("API closed loop (wrk) vs pgbench, same transaction, same concurrency", header, rows)
+
+
+def _drain_table(results: Results) -> TableData | None:
+    if not results.relay_drains:
+        return None
+    rows = [
+        [
+            f"{pair.keys:,}",
+            f"{pair.drain.rows:,}",
+            f"{pair.drain.events_per_s:,.0f}",
+            f"{pair.raw.events_per_s:,.0f}",
+            f"{pair.share:.0%}",
+            f"{pair.drain.batch_cycle_ms:,.1f}",
+            f"{pair.drain.wall_seconds:.1f}",
+            str(pair.drain.failed_attempts),
+        ]
+        for pair in results.relay_drains
+    ]
+    header = [
+        "keys",
+        "events",
+        "relay events/s",
+        "raw producer events/s",
+        "relay ÷ raw",
+        "a batch marked every (ms, median)",
+        "relay wall s (with start-up)",
+        "failed attempts",
+    ]
+    batch = results.relay_drains[0].drain.batch_size
+    title = f"Outbox → Kafka: relay drain (batches of {batch}) vs raw producer, same messages"
+    return (title, header, rows)
+
+
+def _cpu_per_order_table(results: Results) -> TableData | None:
+    orders, base = results.cpu_per_order, results.pgbench_cpu
+    if orders is None:
+        return None
+    theirs = base.ms_per_unit if base else {}
+    rows = [
+        [role, f"{ms:.3f}", f"{theirs[role]:.3f}" if role in theirs else "-"]
+        for role, ms in orders.ms_per_unit.items()
+    ]
+    rows.append(["all", f"{orders.total_ms:.3f}", f"{base.total_ms:.3f}" if base else "-"])
+    header = ["process", "CPU ms per order", "pgbench: CPU ms per transaction"]
+    title = f"CPU per order: {orders.what}; pgbench: {base.what if base else '-'}"
+    return (title, header, rows)
+
+
+def _memory_table(results: Results) -> TableData:
     rows = [
         [
             role,
@@ -255,31 +357,51 @@ def tables(results: Results) -> list[tuple[str, list[str], list[list[str]]]]:
         ]
         for role, memory in results.memory.items()
     ]
-    out.append(
-        (
-            "Peak RSS (MB)",
-            ["process", "all at once", "each process (its own peak; relay restarts are new pids)"],
-            rows,
+    header = ["process", "all at once", "each process (its own peak; relay restarts are new pids)"]
+    return ("Peak RSS (MB)", header, rows)
+
+
+def _cpu_table(results: Results) -> TableData | None:
+    if not results.cpu_cores:
+        return None
+    roles = sorted({role for used in results.cpu_cores.values() for role in used})
+    memory_roles = ("api", "relay", "consumer")
+    rows = []
+    for phase, used in results.cpu_cores.items():
+        peaks = results.rss_mb_by_phase.get(phase, {})
+        rows.append(
+            [
+                phase,
+                *[f"{used.get(role, 0):.2f}" for role in roles],
+                *[f"{peaks[role]:.0f}" if role in peaks else "-" for role in memory_roles],
+            ]
         )
-    )
-    if results.cpu_cores:
-        roles = sorted({role for cores in results.cpu_cores.values() for role in cores})
-        memory_roles = ("api", "relay", "consumer")
-        rows = []
-        for phase, cores in results.cpu_cores.items():
-            peaks = results.rss_mb_by_phase.get(phase, {})
-            rows.append(
-                [
-                    phase,
-                    *[f"{cores.get(role, 0):.2f}" for role in roles],
-                    *[f"{peaks[role]:.0f}" if role in peaks else "-" for role in memory_roles],
-                ]
-            )
-        header = ["phase", *roles, *[f"{role} MB" for role in memory_roles]]
-        out.append(("CPU (cores used, of 2) and peak RSS (MB) per phase", header, rows))
+    header = ["phase", *roles, *[f"{role} MB" for role in memory_roles]]
+    title = f"CPU (cores used, of {cores(results)}) and peak RSS (MB) per phase"
+    return (title, header, rows)
+
+
+def _targets_table(results: Results) -> TableData:
     rows = [[t.name, t.target, t.value, "PASS" if t.met else "MISS"] for t in results.targets]
-    out.append(("Targets", ["figure", "target", "measured", ""], rows))
-    return out
+    return ("Targets", ["figure", "target", "measured", ""], rows)
+
+
+TABLES: tuple[Callable[[Results], TableData | None], ...] = (
+    _headline_table,
+    _targets_table,
+    _search_table,
+    _open_loop_table,
+    _cpu_per_order_table,
+    _closed_loop_table,
+    _drain_table,
+    _memory_table,
+    _cpu_table,
+)
+
+
+def tables(results: Results) -> list[TableData]:
+    """Every table as (title, header, rows): rendered for the terminal and as Markdown."""
+    return [table for make in TABLES if (table := make(results)) is not None]
 
 
 def render(console: Console, results: Results) -> None:
@@ -287,7 +409,8 @@ def render(console: Console, results: Results) -> None:
         table = Table(title=title, title_justify="left", header_style="bold")
         for name in header:
             table.add_column(
-                name, justify="left" if name in ("what", "figure", "phase") else "right"
+                name,
+                justify="left" if name in ("what", "figure", "phase", "why not") else "right",
             )
         for row in rows:
             styled = [

@@ -31,6 +31,40 @@ RAW_TOPIC = "orders.bench.raw"  # the raw producer's baseline
 Sql = psycopg.Connection[tuple[Any, ...]]
 
 
+# --- What every client of the bench presents: the one place for credentials --------------
+# The API's bearer token and Kafka's SASL settings go into these two functions and nowhere
+# else: the load generators (vegeta targets, the wrk script) take their headers from
+# `request_headers`, and every Kafka client the bench makes (topic admin, raw producer)
+# starts from `kafka_client_config`.
+
+
+def request_headers() -> dict[str, str]:
+    """Headers every request the bench sends carries (`Authorization: Bearer …` goes here).
+
+    Orders are for random customers, so a token added here must be allowed to create orders
+    for any customer (staff scope), and the same headers go to every request.
+    """
+    return {"Content-Type": "application/json"}
+
+
+def kafka_client_config(brokers: str) -> dict[str, Any]:
+    """Settings every Kafka client of the bench starts from (SASL's `security.protocol`,
+    `sasl.mechanism`, `sasl.username`/`sasl.password` go here)."""
+    return {"bootstrap.servers": brokers}
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where the API answers and what each request carries."""
+
+    base_url: str
+    headers: dict[str, str] = field(default_factory=request_headers)
+
+    @property
+    def orders_url(self) -> str:
+        return f"{self.base_url}/api/v1/orders"
+
+
 @dataclass
 class Stack:
     found: Infra
@@ -43,6 +77,14 @@ class Stack:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api(self) -> Api:
+        return Api(self.base_url)
+
+    def kafka_config(self) -> dict[str, Any]:
+        """Settings for a Kafka client of the bench (see `kafka_client_config`)."""
+        return kafka_client_config(self.found.kafka_brokers)
 
     @property
     def settings(self) -> config.Settings:
@@ -125,7 +167,7 @@ def running() -> Iterator[Stack]:
         try:
             with step("migrating the database"):
                 migrate(stack.env)
-            admin = AdminClient({"bootstrap.servers": found.kafka_brokers, "log_level": 0})
+            admin = AdminClient({**stack.kafka_config(), "log_level": 0})
             orders_partitions = found.topics.get("orders", 6)
             create_topics(
                 admin,

@@ -1,9 +1,11 @@
 """CPU per unit of work (an order, a pgbench transaction), per process role, from two marks.
 
 The marks are `Sampler.cpu_mark()`s (bench/memory.py): CPU seconds used so far by each role
-(api, postgres, kafka, relay, consumer, load = the bench and its load generators) and by the
-whole machine. Orders and pgbench transactions are measured the same way: every role of ours,
-busy or idle, over the same kind of window, divided by the units of work done in it.
+(api, postgres, kafka, relay, consumer, load = the load generators vegeta, wrk or pgbench;
+bench = the bench's own sampling and polling) and by the whole machine. Orders and pgbench
+transactions are measured the same way: every role of the system and its load generator, busy
+or idle, over the same kind of window, divided by the units of work done in it. The bench's
+own process and the machine's total are left out: they are the cost of measuring and noise.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Mapping
 
 import msgspec
 
-from bench.memory import MACHINE
+from bench.memory import BENCH, MACHINE
+
+NOT_COUNTED = frozenset({MACHINE, BENCH})
 
 
 class CpuPerUnit(msgspec.Struct):
@@ -26,8 +30,10 @@ class CpuPerUnit(msgspec.Struct):
 
 
 def used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-    """CPU seconds each of our roles used between two marks (the machine's total left out)."""
-    return {role: after[role] - before.get(role, 0.0) for role in sorted(after) if role != MACHINE}
+    """CPU seconds each role used between two marks (the machine's total and the bench's own
+    process left out)."""
+    counted = (role for role in sorted(after) if role not in NOT_COUNTED)
+    return {role: after[role] - before.get(role, 0.0) for role in counted}
 
 
 def per_unit(

@@ -152,7 +152,7 @@ def _drain(ax: Axes, results: Results) -> None:
     ax.set_xticks(x, [f"{p.keys:,} keys" for p in pairs])
     slowest = min(pairs, key=lambda p: p.share, default=None)
     worst = f": slowest {slowest.share:.0%} at {slowest.keys:,} keys" if slowest else ""
-    ax.set_title(f"Outbox → Kafka, relay ÷ raw producer{worst}")
+    ax.set_title(f"Relay drain ÷ raw producer{worst}")
     ax.set_ylabel("events per second")
     if pairs:
         ax.legend(fontsize=8)

@@ -344,7 +344,9 @@ def _cpu_per_order_table(results: Results) -> TableData | None:
     ]
     rows.append(["all", f"{orders.total_ms:.3f}", f"{base.total_ms:.3f}" if base else "-"])
     header = ["process", "CPU ms per order", "pgbench: CPU ms per transaction"]
-    title = f"CPU per order: {orders.what}; pgbench: {base.what if base else '-'}"
+    title = (
+        f"CPU per order ({orders.what}) and per pgbench transaction ({base.what if base else '-'})"
+    )
     return (title, header, rows)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,18 +38,22 @@ Sql = psycopg.Connection[tuple[Any, ...]]
 # starts from `kafka_client_config`.
 
 
-def request_headers() -> dict[str, str]:
+def request_headers(env: Mapping[str, str]) -> dict[str, str]:
     """Headers every request the bench sends carries (`Authorization: Bearer …` goes here).
 
-    Orders are for random customers, so a token added here must be allowed to create orders
-    for any customer (staff scope), and the same headers go to every request.
+    `env` is what the services are started with (`Stack.env`: the stack's settings, where a
+    signing key's location would be). Orders are for random customers, so a token added here
+    must be allowed to create orders for any customer (staff scope); the same headers go to
+    every request.
     """
+    del env  # nothing to read yet: the API takes no credentials on this branch
     return {"Content-Type": "application/json"}
 
 
-def kafka_client_config(brokers: str) -> dict[str, Any]:
+def kafka_client_config(brokers: str, env: Mapping[str, str]) -> dict[str, Any]:
     """Settings every Kafka client of the bench starts from (SASL's `security.protocol`,
-    `sasl.mechanism`, `sasl.username`/`sasl.password` go here)."""
+    `sasl.mechanism`, `sasl.username`/`sasl.password`, read from `env`, go here)."""
+    del env  # nothing to read yet: Kafka takes plaintext clients on this branch
     return {"bootstrap.servers": brokers}
 
 
@@ -58,7 +62,7 @@ class Api:
     """Where the API answers and what each request carries."""
 
     base_url: str
-    headers: dict[str, str] = field(default_factory=request_headers)
+    headers: dict[str, str]
 
     @property
     def orders_url(self) -> str:
@@ -80,11 +84,11 @@ class Stack:
 
     @property
     def api(self) -> Api:
-        return Api(self.base_url)
+        return Api(self.base_url, request_headers(self.env))
 
     def kafka_config(self) -> dict[str, Any]:
         """Settings for a Kafka client of the bench (see `kafka_client_config`)."""
-        return kafka_client_config(self.found.kafka_brokers)
+        return kafka_client_config(self.found.kafka_brokers, self.env)
 
     @property
     def settings(self) -> config.Settings:

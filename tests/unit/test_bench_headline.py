@@ -13,7 +13,7 @@ from bench.capacity import Capacity, Step
 from bench.cpu import CpuPerUnit, per_unit, used
 from bench.end_to_end import EndToEnd
 from bench.headline import Headline, compute
-from bench.memory import MACHINE
+from bench.memory import BENCH, MACHINE
 from bench.relay_drain import Drain
 
 
@@ -94,9 +94,9 @@ def test_headline_is_in_the_json_as_plain_numbers() -> None:
         assert isinstance(document[name], int | float), name
 
 
-def test_cpu_per_unit_leaves_out_the_machine_total_and_sums_the_roles() -> None:
-    before = {"api": 1.0, "postgres": 2.0, MACHINE: 100.0}
-    after = {"api": 3.0, "postgres": 3.0, "kafka": 0.5, MACHINE: 110.0}
+def test_cpu_per_unit_leaves_out_the_machine_and_the_bench_and_sums_the_roles() -> None:
+    before = {"api": 1.0, "postgres": 2.0, BENCH: 1.0, MACHINE: 100.0}
+    after = {"api": 3.0, "postgres": 3.0, "kafka": 0.5, BENCH: 4.0, MACHINE: 110.0}
     seconds = used(before, after)
     assert seconds == {"api": 2.0, "kafka": 0.5, "postgres": 1.0}
     cost = per_unit("orders", seconds, 1000, 10.0)

@@ -49,7 +49,7 @@ class Settings:
     seconds: int = 10  # each closed-loop and pgbench run
     search: Plan = field(default_factory=Plan)
     step_seconds: int = 10  # each open-loop step of the capacity search
-    cpu_fraction: float = 0.5  # CPU per order is measured at this fraction of capacity
+    cpu_fraction: float = 0.8  # CPU per order is measured at this fraction of capacity (see docs)
     cpu_seconds: int = 20
     drain_rows: int = 100_000
     key_counts: tuple[int, ...] = KEY_COUNTS

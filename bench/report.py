@@ -206,8 +206,8 @@ def _headline_table(results: Results) -> TableData | None:
         ],
         ["pgbench, best tps", f"{h.pgbench_best_tps or 0:,.0f}"],
         ["capacity ÷ pgbench", _share(h.capacity_vs_pgbench, ".1%")],
-        [f"CPU per order, all processes ({cpu_run})", f"{_ms(h.cpu_ms_per_order)} ms"],
-        ["pgbench's CPU per transaction", f"{_ms(h.pgbench_cpu_ms_per_transaction)} ms"],
+        [f"CPU per order, all processes ({cpu_run})", _share(h.cpu_ms_per_order, ".2f", " ms")],
+        ["pgbench's CPU per transaction", _share(h.pgbench_cpu_ms_per_transaction, ".2f", " ms")],
         ["CPU per order ÷ pgbench's", _share(h.cpu_per_order_vs_pgbench, ".1f", "x")],
         ["API ÷ pgbench (best of each)", _share(h.api_vs_pgbench, ".0%")],
         [

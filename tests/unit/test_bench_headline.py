@@ -126,6 +126,8 @@ def test_tables_show_the_headline_targets_and_the_machines_core_count() -> None:
     assert "| sustained capacity | 400 orders/s |" in text
     assert "| capacity ÷ pgbench | 20.0% |" in text
     assert "relay ÷ raw producer (slowest: 1,000 keys) | 6% |" in text
+    assert "| CPU per order ÷ pgbench's | 8.0x |" in text
+    assert "| pgbench's CPU per transaction | 0.50 ms |" in text
     assert "of 16)" in text and "of 2)" not in text
     verdicts = {t.name: t.met for t in results.targets}
     assert verdicts["sustained capacity ÷ pgbench's best tps"] is True  # 20% ≥ 15%

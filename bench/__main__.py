@@ -17,6 +17,7 @@ from types import FrameType
 from bench import plot, report, stack, tools
 from bench.api_load import Tools
 from bench.capacity import Plan
+from bench.results import Results
 from bench.run import Settings, run
 from bench.ui import console, phase
 
@@ -197,7 +198,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _show(results: report.Results, output: Path) -> None:
+def _show(results: Results, output: Path) -> None:
     """Write latest.{json,md,png} and print the tables, the noise warning and the profiles."""
     phase("Results")
     path = report.write(results, output)

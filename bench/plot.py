@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from bench.capacity import E2E_P99_MS
-from bench.report import RSS_MB, Results, cores
+from bench.results import RSS_MB, Results
+from bench.tables import cores
 
 API, BASE, OK, WARN = "#1f77b4", "#9e9e9e", "#2ca02c", "#d62728"
 

@@ -36,7 +36,7 @@ from bench.cpu import CpuPerUnit
 from bench.end_to_end import EndToEnd
 from bench.memory import MB, Sampler, cpu_share
 from bench.relay_drain import KEY_COUNTS
-from bench.report import EndToEndRun, Memory, Results
+from bench.results import EndToEndRun, Memory, Results
 from bench.stack import DRAIN_TOPIC, RAW_TOPIC, Sql, Stack
 from bench.ui import console, phase, step
 

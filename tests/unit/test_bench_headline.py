@@ -15,6 +15,7 @@ from bench.end_to_end import EndToEnd
 from bench.headline import Headline, compute
 from bench.memory import BENCH, MACHINE
 from bench.relay_drain import Drain
+from bench.results import Results
 
 
 def pgbench(concurrency: int, tps: float) -> PgbenchResult:
@@ -109,8 +110,8 @@ def test_cpu_per_unit_refuses_zero_units() -> None:
         per_unit("orders", {"api": 1.0}, 0, 10.0)
 
 
-def results_with(h: Headline, cores: str) -> report.Results:
-    return report.Results(
+def results_with(h: Headline, cores: str) -> Results:
+    return Results(
         started_at="2026-11-30T05:00:00+00:00", seconds=1.0, machine={"cores": cores},
         settings={}, headline=h, api_closed_loop=[], pgbench=[], api_open_loop=[],
         end_to_end=[], capacity=CAPACITY, cpu_per_order=ORDERS_CPU, pgbench_cpu=PGBENCH_CPU,
@@ -142,7 +143,7 @@ def test_a_schema_1_file_still_loads_without_a_headline() -> None:
         "api_closed_loop": [], "pgbench": [], "api_open_loop": [], "end_to_end": [],
         "relay_drain": None, "raw_producer": None, "memory": {}, "cpu_cores": {},
     }  # fmt: skip
-    results = msgspec.json.decode(msgspec.json.encode(old), type=report.Results)
+    results = msgspec.json.decode(msgspec.json.encode(old), type=Results)
     assert results.headline is None
     assert results.relay_drains == []
     assert "Headline" not in report.markdown(results)

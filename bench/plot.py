@@ -17,6 +17,17 @@ from bench.results import RSS_MB, Results
 from bench.tables import cores
 
 API, BASE, OK, WARN = "#1f77b4", "#9e9e9e", "#2ca02c", "#d62728"
+# One colour per process role, the same in every panel.
+ROLE_COLOURS = {
+    "api": "#1f77b4",
+    "postgres": "#9467bd",
+    "kafka": "#2ca02c",
+    "relay": "#8c564b",
+    "consumer": "#ff7f0e",
+    "load": "#d62728",
+    "bench": "#e377c2",
+    "other": "#c7c7c7",
+}
 
 
 def draw(results: Results, path: Path) -> Path:
@@ -166,7 +177,7 @@ def _cpu_per_order(ax: Axes, results: Results) -> None:
     left = np.zeros(len(bars))
     for role in roles:
         values = np.array([c.ms_per_unit.get(role, 0.0) for c in bars])
-        ax.barh([c.what for c in bars], values, left=left, label=role)
+        ax.barh([c.what for c in bars], values, left=left, label=role, color=ROLE_COLOURS.get(role))
         left += values
     for i, c in enumerate(bars):
         ax.annotate(f"{c.total_ms:.2f} ms", (c.total_ms, i), va="center", fontsize=9)
@@ -205,7 +216,7 @@ def _cpu(ax: Axes, results: Results) -> None:
     bottom = np.zeros(len(phases))
     for role in roles:
         values = np.array([results.cpu_cores[p].get(role, 0.0) for p in phases])
-        ax.barh(phases, values, left=bottom, label=role)
+        ax.barh(phases, values, left=bottom, label=role, color=ROLE_COLOURS.get(role))
         bottom += values
     ax.axvline(
         float(results.machine.get("cores") or "nan"), color=WARN, linestyle="--", linewidth=1

@@ -133,7 +133,7 @@ class Sampler:
 def cpu_share(
     before: Mapping[str, float], after: Mapping[str, float], seconds: float
 ) -> dict[str, float]:
-    """Cores used per role between two marks (2.0 = both cores of this machine, flat out);
+    """Cores used per role between two marks (1.0 = one core flat out, of os.cpu_count());
     `other` is what the rest of the machine used meanwhile."""
     if seconds <= 0:
         return {}

@@ -53,7 +53,7 @@ test-faults: $(STAMP) ## Fault tests alone (kill -9, broker and database restart
 	$(PYTEST) tests/faults
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmark API, end to end and relay vs pgbench / raw producer (bench/results/)
+bench: $(STAMP) ## Benchmark: sustained capacity, CPU per order, API and relay drains vs pgbench / raw producer
 	$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict

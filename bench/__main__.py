@@ -16,6 +16,8 @@ from types import FrameType
 
 from bench import plot, report, stack, tools
 from bench.api_load import Tools
+from bench.capacity import Plan
+from bench.results import Results
 from bench.run import Settings, run
 from bench.ui import console, phase
 
@@ -23,61 +25,115 @@ RESULTS = Path(__file__).with_name("results")
 NOISE_CORES = 0.2  # other processes' average use during a phase, above which we warn
 
 
+def _positive(text: str) -> int:
+    """A count or a rate: a whole number ≥ 1 (0 keys or 0 s would divide by zero later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
 def _numbers(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
+    """A comma-separated list of positive whole numbers, at least one."""
+    values = tuple(_positive(part.strip()) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("expected numbers separated by commas")
+    return values
 
 
-def _arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    defaults = Settings()
-    parser.add_argument(
+def _fraction(text: str) -> float:
+    """A share of capacity: more than 0, at most 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {value}")
+    return value
+
+
+def _search_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    add = parser.add_argument
+    add(
+        "--start-rate",
+        type=_positive,
+        default=defaults.search.start,
+        help="orders/s of the capacity search's first step (default %(default)s)",
+    )
+    add(
+        "--step-seconds",
+        type=_positive,
+        default=defaults.step_seconds,
+        help="length of each step of the capacity search (default %(default)s)",
+    )
+    add(
+        "--max-steps",
+        type=_positive,
+        default=defaults.search.max_steps,
+        help="at most this many steps in the capacity search (default %(default)s)",
+    )
+    add(
+        "--cpu-fraction",
+        type=_fraction,
+        default=defaults.cpu_fraction,
+        help="CPU per order is measured at this fraction of capacity (default %(default)s)",
+    )
+    add(
+        "--cpu-seconds",
+        type=_positive,
+        default=defaults.cpu_seconds,
+        help="length of that run (default %(default)s)",
+    )
+
+
+def _load_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    add = parser.add_argument
+    add(
         "--concurrency",
         type=_numbers,
         default=defaults.concurrency,
         help="closed-loop clients, comma-separated (default 8,32,64)",
     )
-    parser.add_argument(
-        "--rates",
-        type=_numbers,
-        default=defaults.rates,
-        help="open-loop orders per second, comma-separated (default 100,200,400)",
-    )
-    parser.add_argument(
+    add(
         "--seconds",
-        type=int,
+        type=_positive,
         default=defaults.seconds,
-        help="length of each closed-loop, pgbench and open-loop run (default %(default)s)",
+        help="length of each closed-loop and pgbench run (default %(default)s)",
     )
-    parser.add_argument(
-        "--e2e-rate",
-        type=int,
-        default=defaults.e2e_rate,
-        help="the open-loop rate whose end-to-end latency is held to the target (%(default)s)",
-    )
-    parser.add_argument(
-        "--e2e-seconds",
-        type=int,
-        default=defaults.e2e_seconds,
-        help="length of that run (default %(default)s)",
-    )
-    parser.add_argument(
+    add(
         "--drain-rows",
-        type=int,
+        type=_positive,
         default=defaults.drain_rows,
-        help="outbox backlog the relay drains (default %(default)s)",
+        help="outbox backlog the relay drains at each key count (default %(default)s)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="short runs and a small backlog: a smoke test"
+    add(
+        "--keys",
+        type=_numbers,
+        default=defaults.key_counts,
+        help="key counts the backlog is spread over, one drain each (default 10000,1000,100,1)",
     )
-    parser.add_argument(
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    _load_arguments(parser, Settings())
+    _search_arguments(parser, Settings())
+    add = parser.add_argument
+    add(
+        "--quick",
+        action="store_true",
+        help="short steps and runs, a small backlog: a smoke test (the other sizes are ignored)",
+    )
+    add(
         "--profile",
         action="store_true",
         help="also sample the API and the relay with py-spy (stacks in .state/bench/profiles)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where latest.* go")
-    parser.add_argument(
-        "--plot-only", action="store_true", help="redraw latest.png from latest.json and stop"
-    )
+    add("--output", type=Path, default=RESULTS, help="where latest.* go")
+    add("--plot-only", action="store_true", help="redraw latest.png from latest.json and stop")
     return parser.parse_args(argv)
 
 
@@ -85,21 +141,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.quick:
         return Settings(
             concurrency=(8, 32),
-            rates=(100, 200),
             seconds=4,
-            e2e_rate=args.e2e_rate,
-            e2e_seconds=6,
+            search=Plan(start=50, max_steps=5, resolution=0.25),
+            step_seconds=4,
+            cpu_seconds=6,
             drain_rows=10_000,
-            settle_timeout=30,
+            key_counts=args.keys,
+            settle_timeout=15,
+            recover_timeout=60,
             profile=args.profile,
         )
     return Settings(
         concurrency=args.concurrency,
-        rates=args.rates,
         seconds=args.seconds,
-        e2e_rate=args.e2e_rate,
-        e2e_seconds=args.e2e_seconds,
+        search=Plan(start=args.start_rate, max_steps=args.max_steps),
+        step_seconds=args.step_seconds,
+        cpu_fraction=args.cpu_fraction,
+        cpu_seconds=args.cpu_seconds,
         drain_rows=args.drain_rows,
+        key_counts=args.keys,
         profile=args.profile,
     )
 
@@ -133,9 +193,16 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: everything the bench started has been stopped")
         return 130
+    _show(results, args.output)
+    console.log(f"the bench took {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def _show(results: Results, output: Path) -> None:
+    """Write latest.{json,md,png} and print the tables, the noise warning and the profiles."""
     phase("Results")
-    path = report.write(results, args.output)
-    picture = plot.draw(results, args.output / "latest.png")
+    path = report.write(results, output)
+    picture = plot.draw(results, output / "latest.png")
     for line in report.describe(results):
         console.print(line)
     report.render(console, results)
@@ -154,8 +221,6 @@ def main(argv: list[str]) -> int:
         for share in summary.self_time[:10]:
             console.print(f"  {share.percent:5.1f}%  {share.what}")
     console.log(f"wrote {path}, {path.with_suffix('.md')}, {picture}")
-    console.log(f"the bench took {time.monotonic() - started:.0f}s")
-    return 0
 
 
 if __name__ == "__main__":

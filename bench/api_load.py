@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from bench.stack import Api
 from bench.ui import console, run_timed
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_orders.lua")
@@ -76,8 +77,10 @@ class Tools:
 
 
 def closed_loop(
-    tools: Tools, base_url: str, concurrency: int, seconds: int, run: str, threads: int = 2
+    tools: Tools, api: Api, concurrency: int, seconds: int, run: str, threads: int = 2
 ) -> LoadResult:
+    # The script's arguments: the run's label, then each header as "Name: value".
+    headers = [f"{name}: {value}" for name, value in api.headers.items()]
     command = [
         tools.wrk,
         f"-t{min(threads, concurrency)}",
@@ -87,9 +90,10 @@ def closed_loop(
         "10s",
         "-s",
         str(WRK_SCRIPT),
-        f"{base_url}/api/v1/orders",
+        api.orders_url,
         "--",
         run,
+        *headers,
     ]
     done = run_timed(f"wrk  c={concurrency:<3} {seconds}s", command, seconds)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
@@ -117,23 +121,24 @@ def closed_loop(
     )
 
 
-def _targets(path: Path, base_url: str, count: int, run: str) -> None:
+def _targets(path: Path, api: Api, count: int, run: str) -> None:
     rng = random.Random(run)
+    header = {name: [value] for name, value in api.headers.items()}
     with path.open("w") as out:
         for _ in range(count):
             customer = uuid.UUID(int=rng.getrandbits(128), version=4)
             body = msgspec.json.encode(order(run, customer))
             target = {
                 "method": "POST",
-                "url": f"{base_url}/api/v1/orders",
+                "url": api.orders_url,
                 "body": base64.b64encode(body).decode(),
-                "header": {"Content-Type": ["application/json"]},
+                "header": header,
             }
             out.write(json.dumps(target) + "\n")
 
 
 def open_loop(
-    tools: Tools, base_url: str, rate: int, seconds: int, run: str, workdir: Path
+    tools: Tools, api: Api, rate: int, seconds: int, run: str, workdir: Path
 ) -> tuple[LoadResult, np.ndarray]:
     """Send `rate` orders a second for `seconds`, whatever the answers' pace (open loop).
 
@@ -144,7 +149,7 @@ def open_loop(
     workdir.mkdir(parents=True, exist_ok=True)
     targets = workdir / f"{run}.targets.jsonl"
     results = workdir / f"{run}.bin"
-    _targets(targets, base_url, rate * seconds, run)
+    _targets(targets, api, rate * seconds, run)
     command = [
         tools.vegeta,
         "attack",

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, Message, Producer
 
-from bench.relay_drain import Record
+from bench.relay_drain import Drain, Record
 from bench.ui import run_timed, step
 from relay.publisher import producer_config
 
@@ -42,6 +42,19 @@ class ProducerResult(msgspec.Struct):
     seconds: float
     events_per_s: float
     failed: int
+
+
+class DrainVsRaw(msgspec.Struct):
+    """The relay's drain of a backlog and the raw producer sending the same messages."""
+
+    keys: int
+    drain: Drain
+    raw: ProducerResult
+
+    @property
+    def share(self) -> float:
+        """The relay's rate as a fraction of the raw producer's."""
+        return self.drain.events_per_s / self.raw.events_per_s if self.raw.events_per_s else 0.0
 
 
 def pgbench(

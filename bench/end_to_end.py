@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from bench.relay_drain import unpublished
 from bench.stack import Sql
 from bench.ui import wait_counting
 
@@ -67,6 +68,14 @@ def wait_settled(conn: Sql, run: str, timeout: float) -> bool:
 
     return wait_counting(
         f"waiting for {run}'s orders to be confirmed", pending, total, timeout=timeout
+    )
+
+
+def wait_published(conn: Sql, timeout: float) -> bool:
+    """Wait until the outbox holds nothing unpublished (or `timeout` passes)."""
+    left = unpublished(conn)
+    return wait_counting(
+        "waiting for the outbox to empty", lambda: unpublished(conn), left, timeout=timeout
     )
 
 

@@ -1,8 +1,9 @@
 """Resident memory (peak) and CPU time of each process, sampled in a thread for the whole run.
 
 A role is a process tree: `api` is the granian parent and its workers (their RSS is summed,
-and each is reported too), `postgres` is the postmaster and its backends, `load` is the
-bench itself and the load tools it runs (wrk, vegeta, pgbench).
+and each is reported too), `postgres` is the postmaster and its backends, `load` is the load
+tools the bench runs (wrk, vegeta, pgbench), `bench` is the bench's own process (this sampler,
+its progress bars and database polling: the cost of measuring, kept apart from the load).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import psutil  # type: ignore[import-untyped]
 MB = 1024 * 1024
 MACHINE = "machine"
 OTHER = "other"  # the machine's busy time that none of our processes used: noise
+BENCH = "bench"  # the bench's own process: sampling and polling, not part of any workload
 PidsOf = Callable[[], Mapping[str, int | None]]
 
 
@@ -98,7 +100,8 @@ class Sampler:
             claimed.update(p.pid for p in tree)
         try:
             me = self._process(os.getpid())
-            trees["load"] = [me] + [p for p in me.children(recursive=True) if p.pid not in claimed]
+            trees[BENCH] = [me]
+            trees["load"] = [p for p in me.children(recursive=True) if p.pid not in claimed]
         except psutil.Error:
             pass
         return trees
@@ -130,7 +133,7 @@ class Sampler:
 def cpu_share(
     before: Mapping[str, float], after: Mapping[str, float], seconds: float
 ) -> dict[str, float]:
-    """Cores used per role between two marks (2.0 = both cores of this machine, flat out);
+    """Cores used per role between two marks (1.0 = one core flat out, of os.cpu_count());
     `other` is what the rest of the machine used meanwhile."""
     if seconds <= 0:
         return {}

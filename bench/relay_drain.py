@@ -2,7 +2,8 @@
 
 The rows are `order.created` events exactly as the API writes them (payload bytes, CloudEvents
 headers), built by the app's own code for a template order and copied in SQL with fresh ids,
-for 10,000 customers (the key), on a topic nobody consumes. The rate is taken from the
+spread over a given number of customers (the key: 10,000, 1,000, 100 or 1), on a topic nobody
+consumes. The rate is taken from the
 outbox's own timestamps: rows marked after the relay's first batch, over the time from that
 first mark to the last (start-up and the first batch's round trip excluded).
 """
@@ -28,7 +29,7 @@ from bench.stack import Sql
 from bench.ui import step, wait_counting
 from scripts.stack.waiting import wait_for
 
-CUSTOMERS = 10_000
+KEY_COUNTS = (10_000, 1_000, 100, 1)  # customers (Kafka keys) a backlog is spread over
 FILL_BATCH = 2_000  # rows per transaction: each row's key takes an advisory lock until commit
 PLACEHOLDER_ORDER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PLACEHOLDER_CUSTOMER = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -51,6 +52,7 @@ SELECT ids.event_id, %(topic)s, ids.customer::text, %(event_type)s, ids.order_id
 
 class Drain(msgspec.Struct):
     rows: int
+    keys: int  # distinct customers (keys) the backlog was spread over
     seconds: float  # rows ÷ events_per_s
     events_per_s: float  # rows marked after the first batch ÷ time from the first mark to the last
     wall_seconds: float  # from starting the relay process until the backlog read 0
@@ -94,7 +96,13 @@ def template(topic: str) -> OutboxMessage:
     return to_outbox(event, topic=topic, source="/order-service", origin=origin)
 
 
-def fill(conn: Sql, topic: str, rows: int) -> None:
+def clear(conn: Sql, topic: str) -> None:
+    """Remove a previous backlog of `topic`, so that each drain starts from the same table."""
+    conn.execute("DELETE FROM outbox WHERE topic = %s", (topic,))
+
+
+def fill(conn: Sql, topic: str, rows: int, keys: int) -> None:
+    """Write `rows` outbox rows for `topic`, row g for customer g mod `keys`."""
     message = template(topic)
     params: dict[str, object] = {
         "topic": topic,
@@ -104,9 +112,9 @@ def fill(conn: Sql, topic: str, rows: int) -> None:
         "p_order": str(PLACEHOLDER_ORDER),
         "p_customer": str(PLACEHOLDER_CUSTOMER),
         "p_event": str(PLACEHOLDER_EVENT),
-        "customers": CUSTOMERS,
+        "customers": keys,
     }
-    with step(f"writing {rows:,} outbox rows for {CUSTOMERS:,} customers"):
+    with step(f"writing {rows:,} outbox rows for {keys:,} customers"):
         for first in range(1, rows + 1, FILL_BATCH):
             last = min(rows, first + FILL_BATCH - 1)
             with conn.transaction():
@@ -169,6 +177,7 @@ def drain(
     rows: int,
     start_relay: Callable[[], object],
     batch_size: int,
+    keys: int,
 ) -> Drain:
     """Start the relay (`start_relay()`), wait for the backlog to empty, read the timings."""
     started = time.monotonic()
@@ -187,11 +196,12 @@ def drain(
     ).fetchone()
     assert row is not None
     count, span, after_first, failed = int(row[0]), float(row[1]), int(row[2]), int(row[3])
-    rate = after_first / span
+    rate = after_first / span if span > 0 else float(count)  # one batch: about a second
     cycle = conn.execute(BATCHES, {"batch": batch_size, "topic": topic}).fetchone()
     assert cycle is not None
     return Drain(
         rows=count,
+        keys=keys,
         seconds=round(count / rate, 2),
         events_per_s=round(rate, 1),
         wall_seconds=round(wall, 2),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,37 @@ RAW_TOPIC = "orders.bench.raw"  # the raw producer's baseline
 Sql = psycopg.Connection[tuple[Any, ...]]
 
 
+# --- What every client of the bench presents: the one place for credentials --------------
+# The API's bearer token and Kafka's SASL settings go into these two functions and nowhere
+# else: the load generators (vegeta targets, the wrk script) take their headers from
+# `request_headers`, and every Kafka client the bench makes (topic admin, raw producer)
+# starts from `Stack.kafka_client` (acting as one principal of the stack).
+
+
+def request_headers(env: Mapping[str, str]) -> dict[str, str]:
+    """Headers every request the bench sends carries (`Authorization: Bearer …` goes here).
+
+    `env` is what the services are started with (`Stack.env`: the stack's settings, where a
+    signing key's location would be). Orders are for random customers, so a token added here
+    must be allowed to create orders for any customer (staff scope); the same headers go to
+    every request.
+    """
+    del env  # nothing to read yet: the API takes no credentials on this branch
+    return {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where the API answers and what each request carries."""
+
+    base_url: str
+    headers: dict[str, str]
+
+    @property
+    def orders_url(self) -> str:
+        return f"{self.base_url}/api/v1/orders"
+
+
 @dataclass
 class Stack:
     found: Infra
@@ -43,6 +74,10 @@ class Stack:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api(self) -> Api:
+        return Api(self.base_url, request_headers(self.env))
 
     @property
     def settings(self) -> config.Settings:

@@ -1,6 +1,7 @@
 -- wrk: POST the seed README's order, each one for a random customer (orders of one
 -- customer queue up on the outbox's per-key lock, so one customer would measure that lock).
--- Usage: wrk -s wrk_orders.lua URL -- RUN_LABEL ; prints one line "WRK_RESULT {json}".
+-- Usage: wrk -s wrk_orders.lua URL -- RUN_LABEL ["Name: value" ...] ; the arguments after the
+-- label are request headers (bench/stack.py builds them). Prints one line "WRK_RESULT {json}".
 
 local threads = {}
 local counter = 0
@@ -24,6 +25,10 @@ function init(args)
   math.randomseed(os.time() * 97 + id * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  for i = 2, #args do
+    local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+    if name then wrk.headers[name] = value end
+  end
 end
 
 local function hex4()

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from bench.ui import console, run_timed
+from scripts.stack.tokens import dev_auth
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_orders.lua")
 ADDRESS = {
@@ -90,6 +91,7 @@ def closed_loop(
         f"{base_url}/api/v1/orders",
         "--",
         run,
+        dev_auth().key.admin(),
     ]
     done = run_timed(f"wrk  c={concurrency:<3} {seconds}s", command, seconds)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
@@ -119,6 +121,7 @@ def closed_loop(
 
 def _targets(path: Path, base_url: str, count: int, run: str) -> None:
     rng = random.Random(run)
+    auth = f"Bearer {dev_auth().key.admin()}"
     with path.open("w") as out:
         for _ in range(count):
             customer = uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -127,7 +130,7 @@ def _targets(path: Path, base_url: str, count: int, run: str) -> None:
                 "method": "POST",
                 "url": f"{base_url}/api/v1/orders",
                 "body": base64.b64encode(body).decode(),
-                "header": {"Content-Type": ["application/json"]},
+                "header": {"Content-Type": ["application/json"], "Authorization": [auth]},
             }
             out.write(json.dumps(target) + "\n")
 

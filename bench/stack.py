@@ -22,6 +22,7 @@ from scripts.stack.infra import Infra
 from scripts.stack.kafka import create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
 from scripts.stack.processes import ManagedProcess, child_env, migrate
+from scripts.stack.tokens import dev_auth
 from scripts.stack.waiting import wait_for
 
 SERVICES = ("api", "relay", "consumer")
@@ -106,6 +107,9 @@ def _service_env(found: Infra, http_port: int) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "RELAY_METRICS_PORT": str(free_port()),
         "CONSUMER_METRICS_PORT": str(free_port()),
+        "HTTP_METRICS_PORT": str(free_port()),
+        **dev_auth().env(),  # the load is sent with a staff token (bench.api_load)
+        "RATE_LIMIT_PER_MINUTE": "0",  # one principal sends it all: measure the API, not the limit
     }
 
 

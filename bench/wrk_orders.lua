@@ -1,6 +1,6 @@
 -- wrk: POST the seed README's order, each one for a random customer (orders of one
 -- customer queue up on the outbox's per-key lock, so one customer would measure that lock).
--- Usage: wrk -s wrk_orders.lua URL -- RUN_LABEL ; prints one line "WRK_RESULT {json}".
+-- Usage: wrk -s wrk_orders.lua URL -- RUN_LABEL TOKEN ; prints one line "WRK_RESULT {json}".
 
 local threads = {}
 local counter = 0
@@ -24,6 +24,7 @@ function init(args)
   math.randomseed(os.time() * 97 + id * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  if args[2] then wrk.headers["Authorization"] = "Bearer " .. args[2] end
 end
 
 local function hex4()

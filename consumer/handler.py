@@ -130,6 +130,7 @@ class EventHandler:
             cause_id=event.id,
             correlation_id=event.correlation_id,
             traceparent=traceparent or event.traceparent,
+            actor=event.source,
         )
         if not await inbox.claim(conn, receipt, order_id=plan.order_id):
             return "duplicate", None

@@ -63,3 +63,23 @@ class IdempotencyKeyReused(IdempotencyError):
 
 class Unavailable(OrdersError):
     """A dependency (the database) cannot be reached right now; retry later."""
+
+
+class InvalidToken(OrdersError):
+    """No usable credentials: missing, malformed, expired, wrongly signed (HTTP 401)."""
+
+    def __init__(self, detail: str, *, sent: bool = True) -> None:
+        super().__init__(detail)
+        self.sent = sent  # was a token sent at all? (RFC 6750: no error code when not)
+
+
+class InsufficientScope(OrdersError):
+    """The token is good but lacks the scope the operation needs (HTTP 403)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this operation needs the scope {scope}")
+        self.scope = scope
+
+
+class Forbidden(OrdersError):
+    """The caller may not act for that customer (HTTP 403)."""

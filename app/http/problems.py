@@ -10,13 +10,17 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from app.domain.errors import (
+    Forbidden,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     IllegalTransition,
+    InsufficientScope,
     InvalidInput,
+    InvalidToken,
     OrderNotFound,
     Unavailable,
 )
+from app.http.security import bearer_challenge
 from app.http.wire import (
     PARAMETERS_DETAIL,
     InvalidParameter,
@@ -68,6 +72,9 @@ ERRORS: list[tuple[type[Exception], Kind]] = [
     (IllegalTransition, Kind(409, "illegal-transition", "Status change not allowed")),
     (IdempotencyKeyInFlight, Kind(409, "idempotency-key-in-flight", "Request already in progress")),
     (IdempotencyKeyReused, Kind(422, "idempotency-key-reused", "Idempotency-Key reused")),
+    (InvalidToken, Kind(401, "invalid-token", "Missing or invalid token")),
+    (InsufficientScope, Kind(403, "insufficient-scope", "Insufficient scope")),
+    (Forbidden, Kind(403, "forbidden", "Forbidden")),
     (Unavailable, Kind(503, "unavailable", "Service unavailable")),
 ]
 # Errors the framework raises before our code runs (routing, limits, parameters).
@@ -102,6 +109,8 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         errors=errors,
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if kind.status == 503 else {}
+    if isinstance(exc, InvalidToken | InsufficientScope):
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
     if isinstance(exc, HTTPException) and exc.headers:
         headers.update(exc.headers)
     return Response(

@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from granian.constants import Interfaces, Loops
+from granian.http import HTTP1Settings
 from granian.server import Server
 
 from app import telemetry
@@ -45,6 +46,11 @@ def main() -> int:
         loop=Loops.uvloop,
         # Requests beyond this per worker wait in the listen backlog, not in memory.
         backpressure=settings.http.max_concurrency,
+        # A client gets HTTP_HEADER_TIMEOUT to send its headers (HTTP_BODY_TIMEOUT for the
+        # body: app.http.limits); trickling ones are cut off instead of holding a slot.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.edge.header_timeout * 1000)
+        ),
         factory=True,
         log_enabled=False,
     )

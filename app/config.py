@@ -83,6 +83,14 @@ class AuthSettings(msgspec.Struct, frozen=True):
     metrics_port: int  # the API's /metrics, on METRICS_HOST (0: not served)
 
 
+class EdgeSettings(msgspec.Struct, frozen=True):
+    """What one caller may take from the API: a request rate, and time to send a request."""
+
+    rate_limit_per_minute: int  # per principal (per address without one), per worker; 0: off
+    header_timeout: float  # seconds to send the request line and headers
+    body_timeout: float  # seconds to send the whole body, once the headers are in
+
+
 class RelaySettings(msgspec.Struct, frozen=True):
     batch_size: int
     poll_interval: float
@@ -104,6 +112,7 @@ class Settings(msgspec.Struct, frozen=True):
     http: HttpSettings
     relay: RelaySettings
     auth: AuthSettings
+    edge: EdgeSettings
     consumer: ConsumerSettings
     log_level: LogLevel
     log_format: LogFormat
@@ -139,6 +148,11 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             metrics_port=env.integer("RELAY_METRICS_PORT", 9101, low=0, high=65535),
         ),
         auth=_auth(env),
+        edge=EdgeSettings(
+            rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 1200, high=1_000_000),
+            header_timeout=env.number("HTTP_HEADER_TIMEOUT", 5.0, low=0.5),
+            body_timeout=env.number("HTTP_BODY_TIMEOUT", 10.0, low=0.5),
+        ),
         consumer=ConsumerSettings(
             batch_size=env.integer("CONSUMER_BATCH_SIZE", 200, low=1, high=10_000),
             max_attempts=env.integer("CONSUMER_MAX_ATTEMPTS", 3, low=1, high=100),

@@ -23,6 +23,7 @@ from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
+from app.http.limits import body_deadline, rate_limit
 from app.http.openapi import refine
 from app.http.options import allow_every_method
 from app.http.problems import problem_response
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "emitter": Provide(get_emitter, sync_to_thread=False),
         },
         lifespan=[database],
-        middleware=[authentication(verifier)],
+        middleware=[authentication(verifier), *rate_limit(settings.edge)],
         before_send=[allow_every_method, *([warn_auth_disabled] if verifier is None else [])],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.http.max_body_bytes,
@@ -113,7 +114,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outermost, so that every response has an X-Request-ID: also those the router refuses
     # (404, 405) before any route's middleware would run.
-    app.asgi_handler = request_id_middleware(telemetry_middleware(app.asgi_handler))
+    app.asgi_handler = request_id_middleware(
+        telemetry_middleware(body_deadline(app.asgi_handler, settings.edge.body_timeout))
+    )
     refine(app.openapi_schema, settings.http)
     return app
 

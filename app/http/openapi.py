@@ -155,6 +155,7 @@ _PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         "instance": "/api/v1/orders",
     },
     "unavailable": {"detail": "the database is unavailable", "instance": "/api/v1/orders"},
+    "rate-limited": {"detail": "Too Many Requests", "instance": "/api/v1/orders"},
     "invalid-token": {"detail": "the token has expired", "instance": "/api/v1/orders"},
     "insufficient-scope": {
         "detail": "this operation needs the scope orders:write",
@@ -345,7 +346,7 @@ def _refine_responses(
             if status >= "400" and MEDIA_TYPE not in (response.content or {}):
                 continue
             names = ["X-Request-ID"]
-            if status == "503":
+            if status in ("503", "429"):
                 names.append("Retry-After")
             if (method, path, status) == ("post", "/api/v1/orders", "201"):
                 names.append("Idempotent-Replayed")

@@ -4,14 +4,19 @@ per-principal idempotency keys and cursors, and what the history says about who 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tests.support.pipeline import SEED_ORDER, Pipeline
+from scripts.stack.paths import free_port
+from scripts.stack.processes import child_env
+from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
 from tests.support.rows import row_counts
 from tests.support.tokens import READ_ONLY, SEED_CUSTOMER, hostile_tokens
 
@@ -186,3 +191,39 @@ def test_trace_context_is_validated_before_it_is_stored(
     assert row is not None
     expected_parent = traceparent if stored[0] == "ok" else stored[0]
     assert (row[0], row[1]) == (expected_parent, stored[1])
+
+
+def test_starting_without_an_auth_setting_is_one_line(api: Pipeline) -> None:
+    env = child_env({k: v for k, v in api.env.items() if not k.startswith("AUTH_")})
+    env["HTTP_PORT"] = str(free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "orders-api: configuration error: no way to check tokens: set AUTH_PUBLIC_KEY_FILE or "
+        "AUTH_JWKS_URL (or AUTH_DISABLED=true, for experiments only)"
+    ]
+
+
+def test_auth_disabled_is_loud(module_database_url: str, tmp_path: Path) -> None:
+    topics = Topics(orders="orders", dlq="orders.dlq")
+    disabled = {"AUTH_DISABLED": "true", "AUTH_PUBLIC_KEY_FILE": ""}
+    with (
+        pipeline(
+            module_database_url, "127.0.0.1:9", topics, tmp_path, start=("api",), extra_env=disabled
+        ) as running,
+        httpx.Client(base_url=running.api_url) as anonymous,
+    ):
+        created = anonymous.post(ORDERS, json=SEED_ORDER)
+        health = anonymous.get("/health/live")
+        logged = [line["message"] for line in running.log_lines("api")]
+    assert created.status_code == 201
+    for response in (created, health):
+        assert "authentication is disabled" in response.headers["warning"]
+    assert any("authentication is disabled" in message for message in logged)

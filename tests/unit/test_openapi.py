@@ -32,7 +32,7 @@ ENDPOINTS = {
     ("get", "/health/ready"),
 }
 # What each endpoint can answer besides success, as problem types.
-AUTH = {"invalid-token", "insufficient-scope"}
+AUTH = {"invalid-token", "insufficient-scope", "rate-limited"}
 PROBLEMS = {
     ("post", "/api/v1/orders"): AUTH | {
         "malformed-json", "idempotency-key-in-flight", "payload-too-large", "forbidden",
@@ -125,7 +125,7 @@ def test_every_response_names_its_headers(spec: dict[str, Any], method: str, pat
     for status, response in spec["paths"][path][method]["responses"].items():
         names = set(response["headers"])
         assert "X-Request-ID" in names
-        assert ("Retry-After" in names) == (status == "503")
+        assert ("Retry-After" in names) == (status in ("429", "503"))
         replay = (method, path, status) == ("post", "/api/v1/orders", "201")
         assert ("Idempotent-Replayed" in names) == replay
         for ref in response["headers"].values():

@@ -152,6 +152,7 @@ class OrderController(Controller):
                 "unsupported-media-type",
                 "validation-error",
                 "idempotency-key-reused",
+                "rate-limited",
                 "unavailable",
             ),
         },
@@ -204,7 +205,7 @@ class OrderController(Controller):
         responses={
             200: success(OrderPage, "A page of orders", "page"),
             **problems("invalid-parameter", "invalid-token", "insufficient-scope", "forbidden"),
-            **problems("unavailable"),
+            **problems("rate-limited", "unavailable"),
         },
         **secured(Scope.READ),
     )
@@ -259,7 +260,7 @@ class OrderController(Controller):
         responses={
             200: success(OrderEnvelope, "The order", "order"),
             **problems("invalid-token", "insufficient-scope"),
-            **problems("order-not-found", "not-found", "unavailable"),
+            **problems("order-not-found", "not-found", "rate-limited", "unavailable"),
         },
         **secured(Scope.READ),
     )
@@ -299,6 +300,7 @@ class OrderController(Controller):
                 "payload-too-large",
                 "unsupported-media-type",
                 "validation-error",
+                "rate-limited",
                 "unavailable",
             ),
         },
@@ -338,7 +340,7 @@ class OrderController(Controller):
         responses={
             200: success(OrderHistory, "The transitions, oldest first", "history"),
             **problems("invalid-token", "insufficient-scope"),
-            **problems("order-not-found", "not-found", "unavailable"),
+            **problems("order-not-found", "not-found", "rate-limited", "unavailable"),
         },
         **secured(Scope.READ),
     )

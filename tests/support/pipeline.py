@@ -182,6 +182,8 @@ def pipeline(
         "KAFKA_GROUP_ID": f"group-{topics.orders}",
         "HTTP_PORT": str(free_port()),
         "HTTP_METRICS_PORT": str(free_port()),
+        # One test principal sends everything: tests/e2e/test_edge.py proves the limiter.
+        "RATE_LIMIT_PER_MINUTE": "0",
         "RELAY_METRICS_PORT": "0",
         "CONSUMER_METRICS_PORT": "0",
         "RELAY_POLL_INTERVAL": "0.2",

@@ -87,6 +87,7 @@ class EdgeSettings(msgspec.Struct, frozen=True):
     """What one caller may take from the API: a request rate, and time to send a request."""
 
     rate_limit_per_minute: int  # per principal (per address without one), per worker; 0: off
+    max_in_flight: int  # requests one principal may have open at once, per worker; 0: off
     header_timeout: float  # seconds to send the request line and headers
     body_timeout: float  # seconds to send the whole body, once the headers are in
 
@@ -150,6 +151,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
         auth=_auth(env),
         edge=EdgeSettings(
             rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 1200, high=1_000_000),
+            max_in_flight=env.integer("HTTP_MAX_IN_FLIGHT_PER_CALLER", 16, high=10_000),
             header_timeout=env.number("HTTP_HEADER_TIMEOUT", 5.0, low=0.5),
             body_timeout=env.number("HTTP_BODY_TIMEOUT", 10.0, low=0.5),
         ),

@@ -23,7 +23,7 @@ from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
-from app.http.limits import body_deadline, rate_limit
+from app.http.limits import body_deadline, in_flight_limit, rate_limit
 from app.http.openapi import refine
 from app.http.options import allow_every_method
 from app.http.problems import problem_response
@@ -87,7 +87,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "emitter": Provide(get_emitter, sync_to_thread=False),
         },
         lifespan=[database],
-        middleware=[authentication(verifier), *rate_limit(settings.edge)],
+        middleware=[
+            authentication(verifier),
+            *rate_limit(settings.edge),
+            *in_flight_limit(settings.edge),
+        ],
         before_send=[allow_every_method, *([warn_auth_disabled] if verifier is None else [])],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.http.max_body_bytes,

@@ -4,21 +4,27 @@
   RateLimitMiddleware: `429 rate-limited` with `Retry-After` and the IETF RateLimit
   headers. Its store is in memory, so the limit holds per API worker process: with W
   workers and N instances a principal gets at most W * N times RATE_LIMIT_PER_MINUTE.
+- A cap on the requests one principal has open at once (HTTP_MAX_IN_FLIGHT_PER_CALLER):
+  a body is read only once its caller is known, so a caller that trickles bodies over
+  many connections holds at most this many of the worker's HTTP_MAX_CONCURRENCY slots;
+  the rest are `429` before their body is read.
 - A deadline for the body (HTTP_BODY_TIMEOUT): a client that trickles its body is cut
   off with `408` instead of holding a request slot for as long as it likes. Headers
-  have theirs in the server (HTTP_HEADER_TIMEOUT, granian's header_read_timeout).
+  have theirs in the server (HTTP_HEADER_TIMEOUT, granian's header_read_timeout), and
+  a connection still sending its headers holds no request slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from typing import Any
 
 from litestar.connection import Request
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.middleware import DefineMiddleware
+from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.middleware.rate_limit import (
     CacheObject,
     RateLimitConfig,
@@ -62,6 +68,43 @@ def rate_limit(edge: EdgeSettings) -> list[DefineMiddleware]:
         middleware_class=PrincipalRateLimit,
     )
     return [config.middleware]
+
+
+class TooManyInFlight(HTTPException):
+    status_code = 429
+
+
+class InFlightLimit(ASGIMiddleware):
+    """At most `cap` open requests per caller (per worker): the rest are 429 at once."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open: collections.Counter[str] = collections.Counter()
+
+    def should_bypass_for_scope(self, scope: Scope) -> bool:
+        return str(scope.get("path", "")).startswith("/health/")  # probes are never capped
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        key = caller(scope["litestar_app"].request_class(scope))
+        if self.open[key] >= self.cap:
+            raise TooManyInFlight(
+                detail=f"{self.cap} requests of yours are open already",
+                headers={"Retry-After": "1"},
+            )
+        self.open[key] += 1
+        try:
+            await next_app(scope, receive, send)
+        finally:
+            self.open[key] -= 1
+            if not self.open[key]:
+                del self.open[key]
+
+
+def in_flight_limit(edge: EdgeSettings) -> list[InFlightLimit]:
+    """To run after authentication (it counts per principal); none when 0."""
+    return [InFlightLimit(edge.max_in_flight)] if edge.max_in_flight else []
 
 
 def body_deadline(app: ASGIApp, seconds: float) -> ASGIApp:

@@ -85,6 +85,10 @@ class Pipeline:
         return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
 
     @property
+    def port(self) -> int:
+        return int(self.env["HTTP_PORT"])
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.env['HTTP_METRICS_PORT']}/metrics"
 

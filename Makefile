@@ -31,6 +31,14 @@ fetch-kafka: $(STAMP) ## Resolve Apache Kafka's jars with Maven into .state/ (on
 dev: $(STAMP) ## Run PostgreSQL, Kafka, api, relay and consumer on loopback; Ctrl-C stops all
 	$(PY) -m scripts.stack dev
 
+# --- Authentication (README "Authentication") -----------------------------------------
+CUSTOMER ?=
+ROLE     ?= customer
+TTL      ?= 86400
+.PHONY: token
+token: $(STAMP) ## Print a token for make dev's API (CUSTOMER=<uuid>, ROLE=admin, TTL=<s>); last line
+	@$(PY) -m scripts.stack.tokens --customer "$(CUSTOMER)" --role "$(ROLE)" --ttl "$(TTL)"
+
 infra: $(STAMP) ## Run only PostgreSQL and Kafka (prints the variables to use them)
 	$(PY) -m scripts.stack infra
 
@@ -80,8 +88,9 @@ clean: ## Remove local state (databases, Kafka data, cached jars) and caches
 # `docker compose` (v2) where it is installed, else the older `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-up: ## Build the image and start everything in containers (Docker); waits for the API
-	$(COMPOSE) up -d --build
+up: $(STAMP) ## Build the image and start everything in containers (Docker); waits for the API
+	$(PY) -m scripts.stack.tokens --init  # the local signing key (.state/auth/), as make dev
+	CURSOR_SECRET="$${CURSOR_SECRET:-$$(cat .state/auth/cursor-secret)}" $(COMPOSE) up -d --build
 	@api_port=$$($(COMPOSE) port api 8080 | head -n1 | sed 's/.*://'); \
 	api=$$($(COMPOSE) ps -q api); \
 	printf 'waiting for the API to report healthy'; \

@@ -110,6 +110,35 @@ class HttpSettings(msgspec.Struct, frozen=True):
     idempotency_ttl: timedelta
 
 
+class AuthSettings(msgspec.Struct, frozen=True):
+    """Who may call the API: where the token keys come from and what a token must say.
+
+    Read by every process but checked by the API alone (`require_auth`): the relay and
+    the consumer never see a token.
+    """
+
+    disabled: bool
+    public_key_file: str | None
+    jwks_url: str | None
+    issuer: str | None
+    audience: str | None
+    customer_claim: str
+    algorithms: tuple[str, ...]
+    leeway: float  # seconds of clock skew tolerated on exp/nbf/iat
+    jwks_cache: float  # seconds a fetched JWKS is trusted before it is fetched again
+    cursor_secret: str | None
+    metrics_port: int  # the API's /metrics, on METRICS_HOST (0: not served)
+
+
+class EdgeSettings(msgspec.Struct, frozen=True):
+    """What one caller may take from the API: a request rate, and time to send a request."""
+
+    rate_limit_per_minute: int  # per principal (per address without one), per worker; 0: off
+    max_in_flight: int  # requests one principal may have open at once, per worker; 0: off
+    header_timeout: float  # seconds to send the request line and headers
+    body_timeout: float  # seconds to send the whole body, once the headers are in
+
+
 class RelaySettings(msgspec.Struct, frozen=True):
     batch_size: int
     poll_interval: float
@@ -137,6 +166,8 @@ class Settings(msgspec.Struct, frozen=True):
     kafka: KafkaSettings
     http: HttpSettings
     relay: RelaySettings
+    auth: AuthSettings
+    edge: EdgeSettings
     consumer: ConsumerSettings
     log_level: LogLevel
     log_format: LogFormat
@@ -172,6 +203,13 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             retention=timedelta(hours=env.number("OUTBOX_RETENTION_HOURS", 24.0, low=0.0)),
             metrics_port=env.integer("RELAY_METRICS_PORT", 9101, low=0, high=65535),
             **_relay_liveness(env),
+        ),
+        auth=_auth(env),
+        edge=EdgeSettings(
+            rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 1200, high=1_000_000),
+            max_in_flight=env.integer("HTTP_MAX_IN_FLIGHT_PER_CALLER", 16, high=10_000),
+            header_timeout=env.number("HTTP_HEADER_TIMEOUT", 5.0, low=0.5),
+            body_timeout=env.number("HTTP_BODY_TIMEOUT", 10.0, low=0.5),
         ),
         consumer=ConsumerSettings(
             batch_size=env.integer("CONSUMER_BATCH_SIZE", 200, low=1, high=10_000),
@@ -395,6 +433,55 @@ def kafka_client_config(kafka: KafkaSettings) -> dict[str, str]:
         "ssl.key.password": security.ssl_key_password,
     }
     return {key: value for key, value in found.items() if value is not None}
+
+
+# --- Authentication (issue 10) -------------------------------------------------------
+# Asymmetric algorithms only: never `none`, never HMAC (a shared secret would let anyone
+# who can verify a token also mint one).
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
+MIN_CURSOR_SECRET = 32
+
+
+def _auth(env: _Env) -> AuthSettings:
+    algorithms = tuple((env.optional("AUTH_ALGORITHMS") or ",".join(ALGORITHMS)).split(","))
+    if unknown := sorted({a.strip() for a in algorithms} - set(ALGORITHMS)):
+        raise ConfigError(f"AUTH_ALGORITHMS may list only {', '.join(ALGORITHMS)} (got {unknown})")
+    secret = env.optional("CURSOR_SECRET")
+    if secret is not None and len(secret) < MIN_CURSOR_SECRET:
+        raise ConfigError(f"CURSOR_SECRET must be at least {MIN_CURSOR_SECRET} characters")
+    return AuthSettings(
+        disabled=env.choice("AUTH_DISABLED", "false", ("true", "false")) == "true",
+        public_key_file=env.optional("AUTH_PUBLIC_KEY_FILE"),
+        jwks_url=env.optional("AUTH_JWKS_URL"),
+        issuer=env.optional("AUTH_ISSUER"),
+        audience=env.optional("AUTH_AUDIENCE"),
+        customer_claim=env.text("AUTH_CUSTOMER_CLAIM", "sub"),
+        algorithms=tuple(a.strip() for a in algorithms),
+        leeway=env.number("AUTH_LEEWAY_SECONDS", 30.0),
+        jwks_cache=env.number("AUTH_JWKS_CACHE_SECONDS", 300.0, low=1.0),
+        cursor_secret=secret,
+        metrics_port=env.integer("HTTP_METRICS_PORT", 9100, low=0, high=65535),
+    )
+
+
+def require_auth(auth: AuthSettings) -> None:
+    """The API refuses to start without a way to check tokens, unless told so explicitly."""
+    if auth.public_key_file and auth.jwks_url:
+        raise ConfigError("set AUTH_PUBLIC_KEY_FILE or AUTH_JWKS_URL, not both")
+    if not auth.disabled and not (auth.public_key_file or auth.jwks_url):
+        raise ConfigError(
+            "no way to check tokens: set AUTH_PUBLIC_KEY_FILE or AUTH_JWKS_URL "
+            "(or AUTH_DISABLED=true, for experiments only)"
+        )
+    if auth.jwks_url and not re.match(r"^https?://", auth.jwks_url):
+        raise ConfigError("AUTH_JWKS_URL must be an https:// (or http://) URL")
+    if not auth.disabled and not (auth.issuer and auth.audience):
+        raise ConfigError("AUTH_ISSUER and AUTH_AUDIENCE must be set to check tokens")
+    if auth.cursor_secret is None:
+        raise ConfigError(
+            f"CURSOR_SECRET is not set: {MIN_CURSOR_SECRET}+ random characters, "
+            "the same for every API instance (make dev makes one)"
+        )
 
 
 def _route_variable(event_type: EventType) -> str:

@@ -15,10 +15,15 @@ from app import config, logs, telemetry
 BAD_CONFIG = 2  # the only non-zero exit besides a fatal Kafka error
 
 
-def settings_or_exit(name: str) -> config.Settings:
-    """Read the settings and configure logging; a bad setting ends the process in one line."""
+def settings_or_exit(
+    name: str, check: Callable[[config.Settings], object] | None = None
+) -> config.Settings:
+    """Read the settings (and `check` them) and configure logging; a bad setting ends the
+    process in one line."""
     try:
         settings = config.load()
+        if check is not None:
+            check(settings)
     except config.ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(BAD_CONFIG) from None

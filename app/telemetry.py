@@ -95,10 +95,20 @@ def prepare_multiprocess_metrics(directory: str) -> None:
     os.environ[MULTIPROCESS_ENV] = directory
 
 
-def serve_metrics(host: str, port: int) -> None:
-    """Expose this process's metrics on `host:port` (port 0: not at all)."""
+def serve_metrics(host: str, port: int, *, multiprocess: bool = False) -> None:
+    """Expose this process's metrics on `host:port` (port 0: not at all); with
+    `multiprocess`, those every worker wrote to PROMETHEUS_MULTIPROC_DIR, merged."""
     if port:
-        from prometheus_client import start_http_server  # noqa: PLC0415
+        from prometheus_client import (  # noqa: PLC0415
+            REGISTRY,
+            CollectorRegistry,
+            start_http_server,
+        )
+        from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
 
-        start_http_server(port, addr=host)
+        registry = REGISTRY
+        if multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr=host, registry=registry)
         log.info("metrics served", extra={"host": host, "port": port})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from scripts.stack.infra import Infra
 from scripts.stack.kafka import create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
 from scripts.stack.processes import ManagedProcess, child_env, migrate
+from scripts.stack.tokens import dev_auth
 from scripts.stack.waiting import wait_for
 
 SERVICES = ("api", "relay", "consumer")
@@ -38,16 +39,13 @@ Sql = psycopg.Connection[tuple[Any, ...]]
 # starts from `Stack.kafka_client` (acting as one principal of the stack).
 
 
-def request_headers(env: Mapping[str, str]) -> dict[str, str]:
-    """Headers every request the bench sends carries (`Authorization: Bearer …` goes here).
-
-    `env` is what the services are started with (`Stack.env`: the stack's settings, where a
-    signing key's location would be). Orders are for random customers, so a token added here
-    must be allowed to create orders for any customer (staff scope); the same headers go to
-    every request.
-    """
-    del env  # nothing to read yet: the API takes no credentials on this branch
-    return {"Content-Type": "application/json"}
+def request_headers(token: str | None) -> dict[str, str]:
+    """Headers every request the bench sends carries. Orders are for random customers, so
+    the token must be allowed to create orders for any customer (staff scope)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class Stack:
 
     @property
     def api(self) -> Api:
-        return Api(self.base_url, request_headers(self.env))
+        return Api(self.base_url, request_headers(dev_auth().key.admin()))
 
     @property
     def settings(self) -> config.Settings:
@@ -148,6 +146,9 @@ def _service_env(found: Infra, http_port: int) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "RELAY_METRICS_PORT": str(free_port()),
         "CONSUMER_METRICS_PORT": str(free_port()),
+        "HTTP_METRICS_PORT": str(free_port()),
+        **dev_auth().env(),  # the load is sent with a staff token (bench.api_load)
+        "RATE_LIMIT_PER_MINUTE": "0",  # one principal sends it all: measure the API, not the limit
     }
 
 

@@ -165,6 +165,7 @@ class EventHandler:
             cause_id=event.id,
             correlation_id=event.correlation_id,
             traceparent=traceparent or event.traceparent,
+            actor=event.source,
         )
         locked = await orders.lock_order_with_total(conn, plan.order_id)
         refusal = _refusal(plan, locked)

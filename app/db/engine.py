@@ -73,6 +73,9 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         },
         json_serializer=_encode_json,
         json_deserializer=_json_decoder.decode,
+        # A failed statement's error names it, never its values: customer data (emails,
+        # addresses) must not reach the logs through an exception's text.
+        hide_parameters=True,
     )
     _name_activities(engine)
     return engine

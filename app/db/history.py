@@ -26,6 +26,7 @@ async def record_transition(conn: AsyncConnection, order_id: UUID, entry: Transi
             "cause_id": entry.cause_id,
             "reason": entry.reason,
             "changed_at": entry.changed_at,
+            "actor": entry.actor,
         },
     )
 
@@ -41,6 +42,7 @@ async def list_transitions(conn: AsyncConnection, order_id: UUID) -> list[Transi
             cause_id=row.cause_id,
             reason=row.reason,
             changed_at=row.changed_at,
+            actor=row.actor,
         )
         for row in await conn.execute(query)
     ]

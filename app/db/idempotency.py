@@ -1,4 +1,5 @@
-"""Idempotency keys: a stored response per key, written in the transaction that made it."""
+"""Idempotency keys: a stored response per (principal, key), written in the transaction
+that made it. Two principals' keys never meet, even when they are the same string."""
 
 from __future__ import annotations
 
@@ -20,24 +21,27 @@ class StoredResponse(msgspec.Struct, frozen=True):
     body: bytes
 
 
-async def try_lock(conn: AsyncConnection, key: str) -> bool:
-    """Hold the key until commit; False if another request holds it right now."""
+async def try_lock(conn: AsyncConnection, principal: str, key: str) -> bool:
+    """Hold the key until commit; False if another request holds it right now.
+
+    A hash collision between two principals' keys only makes one wait (409), never share.
+    """
     result = await conn.execute(
-        text("SELECT pg_try_advisory_xact_lock(:class, hashtext(:key))"),
-        {"class": IDEMPOTENCY_KEY, "key": key},
+        text("SELECT pg_try_advisory_xact_lock(:class, hashtext(:principal || E'\\n' || :key))"),
+        {"class": IDEMPOTENCY_KEY, "principal": principal, "key": key},
     )
     return bool(result.scalar_one())
 
 
-async def find(conn: AsyncConnection, key: str) -> StoredResponse | None:
+async def find(conn: AsyncConnection, principal: str, key: str) -> StoredResponse | None:
     """The response stored under `key`, unless it has expired."""
     row = (
         await conn.execute(
             text("""
                 SELECT request_hash, response_status, response_body FROM idempotency_keys
-                 WHERE key = :key AND expires_at > now()
+                 WHERE principal = :principal AND key = :key AND expires_at > now()
             """),
-            {"key": key},
+            {"principal": principal, "key": key},
         )
     ).one_or_none()
     return StoredResponse(bytes(row[0]), row[1], bytes(row[2])) if row else None
@@ -45,6 +49,7 @@ async def find(conn: AsyncConnection, key: str) -> StoredResponse | None:
 
 async def remember(
     conn: AsyncConnection,
+    principal: str,
     key: str,
     *,
     request_hash: bytes,
@@ -55,6 +60,7 @@ async def remember(
 ) -> None:
     """Store the response; an expired entry under the same key is replaced."""
     values = {
+        "principal": principal,
         "key": key,
         "request_hash": request_hash,
         "order_id": order_id,
@@ -66,8 +72,8 @@ async def remember(
     query = insert(idempotency_keys).values(values)
     await conn.execute(
         query.on_conflict_do_update(
-            index_elements=["key"],
-            set_={name: query.excluded[name] for name in values if name != "key"},
+            index_elements=["principal", "key"],
+            set_={n: query.excluded[n] for n in values if n not in ("principal", "key")},
             where=idempotency_keys.c.expires_at <= text("now()"),
         )
     )
@@ -76,8 +82,8 @@ async def remember(
 async def prune_expired(conn: AsyncConnection, batch: int) -> int:
     result = await conn.execute(
         text("""
-            DELETE FROM idempotency_keys WHERE key IN (
-                SELECT key FROM idempotency_keys WHERE expires_at <= now()
+            DELETE FROM idempotency_keys WHERE (principal, key) IN (
+                SELECT principal, key FROM idempotency_keys WHERE expires_at <= now()
                  ORDER BY expires_at LIMIT :batch FOR UPDATE SKIP LOCKED)
         """),
         {"batch": batch},

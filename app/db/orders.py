@@ -110,6 +110,13 @@ async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
     return _order(row._mapping, items[order_id])
 
 
+async def owner_of(conn: AsyncConnection, order_id: UUID) -> UUID | None:
+    """The customer an order belongs to (None: no such order). Owners never change."""
+    query = select(orders.c.customer_id).where(orders.c.id == order_id)
+    owner: UUID | None = (await conn.execute(query)).scalar_one_or_none()
+    return owner
+
+
 async def list_orders(
     conn: AsyncConnection, where: OrderFilter, after: Position | None, limit: int
 ) -> list[Order]:

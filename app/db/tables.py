@@ -68,6 +68,7 @@ order_status_history = Table(
     Column("cause_id", Text),
     Column("reason", Text),
     _timestamp("changed_at"),
+    Column("actor", Text),  # migration 0003
 )
 
 outbox = Table(
@@ -108,6 +109,7 @@ processed_events = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
+    Column("principal", Text, primary_key=True),  # migration 0003: keys are per principal
     Column("key", Text, primary_key=True),
     Column("request_hash", LargeBinary, nullable=False),
     Column("order_id", Uuid, nullable=False),

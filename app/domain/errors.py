@@ -73,3 +73,23 @@ class Refused(OrdersError):
     def __init__(self, sqlstate: str, message: str) -> None:
         super().__init__(f"the database refused it (SQLSTATE {sqlstate}): {message}")
         self.sqlstate = sqlstate
+
+
+class InvalidToken(OrdersError):
+    """No usable credentials: missing, malformed, expired, wrongly signed (HTTP 401)."""
+
+    def __init__(self, detail: str, *, sent: bool = True) -> None:
+        super().__init__(detail)
+        self.sent = sent  # was a token sent at all? (RFC 6750: no error code when not)
+
+
+class InsufficientScope(OrdersError):
+    """The token is good but lacks the scope the operation needs (HTTP 403)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this operation needs the scope {scope}")
+        self.scope = scope
+
+
+class Forbidden(OrdersError):
+    """The caller may not act for that customer (HTTP 403)."""

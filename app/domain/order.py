@@ -60,10 +60,9 @@ class NewItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ]
 
 
-class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An order as a client submits it; the server owns id, status, totals and times."""
+class OrderContent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What an order says, whoever it is for; the server owns id, status, totals and times."""
 
-    customer_id: UUID
     email: Annotated[str, Meta(max_length=254, pattern=EMAIL_PATTERN)]
     items: Annotated[list[NewItem], Meta(min_length=1)]
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}" + END, description="ISO 4217 code")]
@@ -76,7 +75,25 @@ class NewOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return sum((line_total(item.price, item.quantity) for item in self.items), Decimal("0.00"))
 
 
-def check_new_order(order: NewOrder, *, max_items: int) -> None:
+class NewOrder(OrderContent, frozen=True, kw_only=True):
+    """An order to write: its content and the customer it belongs to."""
+
+    customer_id: UUID
+
+
+class OrderRequest(OrderContent, frozen=True, kw_only=True):
+    """An order as a client submits it: `customer_id` may be left out (the caller's own)."""
+
+    customer_id: Annotated[
+        UUID | None, Meta(description="Yours when left out; staff name the customer")
+    ] = None
+
+    def owned_by(self, customer_id: UUID) -> NewOrder:
+        content = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(OrderContent)}
+        return NewOrder(customer_id=customer_id, **content)
+
+
+def check_new_order(order: OrderContent, *, max_items: int) -> None:
     """The rules a schema cannot say; raise InvalidInput listing every broken one."""
     errors: list[FieldError] = []
     if len(order.items) > max_items:
@@ -140,3 +157,4 @@ class Transition(msgspec.Struct, frozen=True):
     cause_id: str | None
     reason: str | None
     changed_at: datetime
+    actor: str | None = None  # None: recorded before actors were (migration 0003)

@@ -15,3 +15,6 @@ class Origin(msgspec.Struct, frozen=True):
     correlation_id: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    # Who acted, for the status history: "customer:<sub>", "staff:<sub>", or for an event
+    # the CloudEvents source that sent it (our own: "consumer", see services.orders).
+    actor: str | None = None

@@ -17,16 +17,19 @@ from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import config, logs, telemetry
-from app.config import HttpSettings, Settings
+from app.auth.tokens import verifier_for
+from app.config import AuthSettings, HttpSettings, Settings, require_auth
 from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
+from app.http.limits import body_deadline, in_flight_limit, rate_limit
 from app.http.openapi import refine
 from app.http.options import allow_every_method
 from app.http.problems import problem_response
 from app.http.request_id import request_id_middleware
-from app.http.telemetry import metrics, telemetry_middleware
+from app.http.security import SECURITY_COMPONENTS, authentication, warn_auth_disabled
+from app.http.telemetry import telemetry_middleware
 from app.services.idempotency import prune_expired_keys
 from app.services.orders import Emitter
 
@@ -37,6 +40,8 @@ PRUNE_KEYS_EVERY = 60.0
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or config.load()
+    require_auth(settings.auth)
+    verifier = None if settings.auth.disabled else verifier_for(settings.auth)
     state: dict[str, AsyncEngine] = {}
 
     @asynccontextmanager
@@ -61,6 +66,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def http_settings() -> HttpSettings:
         return settings.http
 
+    def auth_settings() -> AuthSettings:
+        return settings.auth
+
     def get_emitter() -> Emitter:
         return emitter
 
@@ -68,7 +76,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             OrderController,
             HealthController,
-            metrics,
             create_static_files_router(
                 path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
@@ -76,10 +83,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "engine": Provide(engine, sync_to_thread=False),
             "http_settings": Provide(http_settings, sync_to_thread=False),
+            "auth_settings": Provide(auth_settings, sync_to_thread=False),
             "emitter": Provide(get_emitter, sync_to_thread=False),
         },
         lifespan=[database],
-        before_send=[allow_every_method],
+        middleware=[
+            authentication(verifier),
+            *rate_limit(settings.edge),
+            *in_flight_limit(settings.edge),
+        ],
+        before_send=[allow_every_method, *([warn_auth_disabled] if verifier is None else [])],
         exception_handlers={Exception: problem_response},
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -87,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             description="Orders API: create orders and follow them through their lifecycle.",
             path="/schema",
+            components=SECURITY_COMPONENTS,
             render_plugins=[
                 SwaggerRenderPlugin(
                     js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
@@ -104,7 +118,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outermost, so that every response has an X-Request-ID: also those the router refuses
     # (404, 405) before any route's middleware would run.
-    app.asgi_handler = request_id_middleware(telemetry_middleware(app.asgi_handler))
+    app.asgi_handler = request_id_middleware(
+        telemetry_middleware(body_deadline(app.asgi_handler, settings.edge.body_timeout))
+    )
     refine(app.openapi_schema, settings.http)
     return app
 

@@ -12,7 +12,7 @@ from typing import Any
 from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 
-from app.domain.order import NewOrder
+from app.domain.order import OrderRequest
 from app.http.wire import CancelRequest, decode, decode_new_order
 
 
@@ -21,7 +21,7 @@ def _plain_schema(field_definition: Any, schema_creator: Any) -> Reference | Sch
     return result
 
 
-class NewOrderBody(MsgspecDTO[NewOrder]):
+class NewOrderBody(MsgspecDTO[OrderRequest]):
     def decode_bytes(self, value: bytes) -> Any:
         return decode_new_order(value)
 

@@ -29,7 +29,7 @@ from app.domain.order import (
     METADATA_MAX_KEYS,
     METADATA_TEXT_MAX_LENGTH,
     NO_NUL,
-    NewOrder,
+    OrderRequest,
 )
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
 from app.http.wire import PARAMETERS_DETAIL
@@ -155,6 +155,16 @@ _PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         "instance": "/api/v1/orders",
     },
     "unavailable": {"detail": "the database is unavailable", "instance": "/api/v1/orders"},
+    "rate-limited": {"detail": "Too Many Requests", "instance": "/api/v1/orders"},
+    "invalid-token": {"detail": "the token has expired", "instance": "/api/v1/orders"},
+    "insufficient-scope": {
+        "detail": "this operation needs the scope orders:write",
+        "instance": "/api/v1/orders",
+    },
+    "forbidden": {
+        "detail": "you may create orders only for yourself",
+        "instance": "/api/v1/orders",
+    },
 }
 
 
@@ -251,7 +261,8 @@ _METADATA_VALUE = Schema(
 )
 _REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders"): {
-        name: _ORDER[name] for name in (f.name for f in msgspec.structs.fields(NewOrder))
+        name: _ORDER[name]
+        for name in ["customer_id", *(f.name for f in msgspec.structs.fields(OrderRequest))]
     },
     ("post", "/api/v1/orders/{order_id}/cancel"): {"reason": "changed my mind"},
 }
@@ -261,9 +272,9 @@ def refine(openapi: OpenAPI, http: HttpSettings) -> None:
     """Say what the types alone cannot: exact money, closed objects, limits, headers."""
     schemas = openapi.components.schemas
     _money(schemas)
-    for name in ("NewOrder", "NewItem", "Address", "CancelRequest"):
+    for name in ("OrderRequest", "NewItem", "Address", "CancelRequest"):
         schemas[name].additional_properties = False  # forbid_unknown_fields
-    new_order = _properties(schemas["NewOrder"])
+    new_order = _properties(schemas["OrderRequest"])
     _schema(new_order["items"]).max_items = http.max_items
     _schema(new_order["currency"]).enum = sorted(CURRENCIES)
     new_order["metadata"] = Schema(
@@ -335,7 +346,7 @@ def _refine_responses(
             if status >= "400" and MEDIA_TYPE not in (response.content or {}):
                 continue
             names = ["X-Request-ID"]
-            if status == "503":
+            if status in ("503", "429"):
                 names.append("Retry-After")
             if (method, path, status) == ("post", "/api/v1/orders", "201"):
                 names.append("Idempotent-Replayed")

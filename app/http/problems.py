@@ -10,13 +10,17 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from app.domain.errors import (
+    Forbidden,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     IllegalTransition,
+    InsufficientScope,
     InvalidInput,
+    InvalidToken,
     OrderNotFound,
     Unavailable,
 )
+from app.http.security import bearer_challenge
 from app.http.wire import (
     PARAMETERS_DETAIL,
     InvalidParameter,
@@ -68,6 +72,9 @@ ERRORS: list[tuple[type[Exception], Kind]] = [
     (IllegalTransition, Kind(409, "illegal-transition", "Status change not allowed")),
     (IdempotencyKeyInFlight, Kind(409, "idempotency-key-in-flight", "Request already in progress")),
     (IdempotencyKeyReused, Kind(422, "idempotency-key-reused", "Idempotency-Key reused")),
+    (InvalidToken, Kind(401, "invalid-token", "Missing or invalid token")),
+    (InsufficientScope, Kind(403, "insufficient-scope", "Insufficient scope")),
+    (Forbidden, Kind(403, "forbidden", "Forbidden")),
     (Unavailable, Kind(503, "unavailable", "Service unavailable")),
 ]
 # Errors the framework raises before our code runs (routing, limits, parameters).
@@ -75,8 +82,10 @@ HTTP_KINDS: dict[int, Kind] = {
     400: Kind(400, "bad-request", "Bad request"),
     404: Kind(404, "not-found", "Not found"),
     405: Kind(405, "method-not-allowed", "Method not allowed"),
+    408: Kind(408, "request-timeout", "Request timeout"),
     413: Kind(413, "payload-too-large", "Request body too large"),
     415: Kind(415, "unsupported-media-type", "Unsupported media type"),
+    429: Kind(429, "rate-limited", "Too many requests"),
 }
 INTERNAL = Kind(500, "internal-error", "Internal server error")
 # Every kind by its slug, for the OpenAPI document; ours win over the framework's.
@@ -102,6 +111,10 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         errors=errors,
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if kind.status == 503 else {}
+    if kind.status == 408:  # the rest of the body may still be on its way: do not wait
+        headers["Connection"] = "close"
+    if isinstance(exc, InvalidToken | InsufficientScope):
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
     if isinstance(exc, HTTPException) and exc.headers:
         headers.update(exc.headers)
     return Response(

@@ -1,4 +1,4 @@
-"""Per-request metrics and spans, and the /metrics endpoint.
+"""Per-request metrics and spans (served on their own port: `python -m app`).
 
 A plain ASGI middleware: the route label is Litestar's path template (so
 `/api/v1/orders/{order_id}` is one series, not one per order), and the span
@@ -7,22 +7,13 @@ continues the caller's `traceparent` when it sent one.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
-from litestar import Response, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram
 
 from app import telemetry
 
@@ -80,15 +71,3 @@ async def _traced(
             span.set_attribute("http.response.status_code", status())
             if status() >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-
-
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics() -> Response[bytes]:
-    """Prometheus text format; with several workers, all workers' samples merged."""
-    if telemetry.MULTIPROCESS_ENV in os.environ:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,7 +5,8 @@ type, so a JSON number becomes an exact Decimal (never a float on the way) and a
 wrong JSON type is an error, not a coercion. msgspec itself accepts a *string*
 for a Decimal, so money fields get one more check: they must be JSON numbers.
 A name given twice in one object is refused too: parsers disagree on which one
-wins, and an order must mean the same thing to everyone who reads it.
+wins, and an order must mean the same thing to everyone who reads it. Nesting is
+bounded (MAX_DEPTH) by a flat scan before any parser, recursive or not, sees the body.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.order import NO_NUL, NewOrder
+from app.domain.order import NO_NUL, OrderRequest
 from app.events.codec import encoder
 
 T = TypeVar("T")
@@ -63,6 +64,21 @@ _AT = re.compile(r" - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"^Object (missing required|contains unknown) field `(?P<name>[^`]+)`")
 
 
+# An order is 3 levels deep (order, items, item); nothing we accept comes near this.
+MAX_DEPTH = 16
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def check_depth(body: bytes) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, counting brackets outside strings, in one pass."""
+    depth = 0
+    for found in _BRACKET.finditer(_STRING.sub(b'""', body)):
+        depth += 1 if found[0] in b"[{" else -1
+        if depth > MAX_DEPTH:
+            raise MalformedJson(f"the body is nested more than {MAX_DEPTH} levels deep")
+
+
 def decode(body: bytes, type_: type[T]) -> T:
     value, _ = _decode(body, type_)
     return value
@@ -70,6 +86,7 @@ def decode(body: bytes, type_: type[T]) -> T:
 
 def _decode(body: bytes, type_: type[T]) -> tuple[T, object]:
     """The typed value, and the document as written (for what types cannot say)."""
+    check_depth(body)
     try:
         value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
@@ -129,8 +146,8 @@ def _first_duplicate(node: object, path: str) -> str | None:
     return None
 
 
-def decode_new_order(body: bytes) -> NewOrder:
-    order, document = _decode(body, NewOrder)
+def decode_new_order(body: bytes) -> OrderRequest:
+    order, document = _decode(body, OrderRequest)
     errors = [
         FieldError(f"items[{index}].price", "must be a JSON number, not a string")
         for index, item in enumerate(_member(document, "items"))

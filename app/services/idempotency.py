@@ -39,6 +39,7 @@ def fingerprint(request: NewOrder) -> bytes:
 
 async def once(
     conn: AsyncConnection,
+    principal: str,
     key: str,
     request: NewOrder,
     *,
@@ -46,10 +47,11 @@ async def once(
     create: Callable[[AsyncConnection], Awaitable[Order]],
     render: Callable[[Order], bytes],
 ) -> Response:
-    if not await idempotency.try_lock(conn, key):
+    """Run `create` once per (principal, key): a key is the caller's own, never shared."""
+    if not await idempotency.try_lock(conn, principal, key):
         raise IdempotencyKeyInFlight(key, "a request with this Idempotency-Key is in progress")
     request_hash = fingerprint(request)
-    stored = await idempotency.find(conn, key)
+    stored = await idempotency.find(conn, principal, key)
     if stored is not None:
         if stored.request_hash != request_hash:
             raise IdempotencyKeyReused(
@@ -59,7 +61,14 @@ async def once(
     order = await create(conn)
     body = render(order)
     await idempotency.remember(
-        conn, key, request_hash=request_hash, order_id=order.id, status=201, body=body, ttl=ttl
+        conn,
+        principal,
+        key,
+        request_hash=request_hash,
+        order_id=order.id,
+        status=201,
+        body=body,
+        ttl=ttl,
     )
     return Response(201, body, replayed=False)
 

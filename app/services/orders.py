@@ -49,7 +49,12 @@ async def create_order(
     """Write the order, its items, its first history entry and `order.created`."""
     order = await orders.insert_order(conn, uuid4(), new)
     entry = _entry(
-        version=order.version, before=None, after=order.status, origin=origin, when=order.created_at
+        version=order.version,
+        before=None,
+        after=order.status,
+        origin=origin,
+        emitter=emitter,
+        when=order.created_at,
     )
     await history.record_transition(conn, order.id, entry)
     await emitter.emit(conn, order_created(uuid4(), order), origin)
@@ -99,6 +104,7 @@ async def transition_locked(
         before=current.status,
         after=target,
         origin=origin,
+        emitter=emitter,
         when=changed.updated_at,
         reason=reason,
     )
@@ -115,6 +121,7 @@ def _entry(
     before: Status | None,
     after: Status,
     origin: Origin,
+    emitter: Emitter,
     when: datetime,
     reason: str | None = None,
 ) -> Transition:
@@ -126,4 +133,13 @@ def _entry(
         cause_id=origin.cause_id,
         reason=reason,
         changed_at=when,
+        actor=_actor(origin, emitter),
     )
+
+
+def _actor(origin: Origin, emitter: Emitter) -> str:
+    """Who the history names: the caller, another system (its event source), or, for a
+    decision our consumer took on our own event, "consumer"."""
+    if origin.cause == "event" and origin.actor in (None, emitter.source):
+        return "consumer"
+    return origin.actor or origin.cause

@@ -17,10 +17,12 @@ from scripts.stack.kafka import fetch_jars
 from scripts.stack.librdkafka import kcat_env
 from scripts.stack.paths import free_port, port_is_free
 from scripts.stack.processes import ManagedProcess, migrate
+from scripts.stack.tokens import dev_auth
 from scripts.stack.waiting import wait_for
 
 SEED_CURL = """\
 curl -sS -X POST http://localhost:{port}/api/v1/orders \\
+  -H "Authorization: Bearer $(make -s token)" \\
   -H "Content-Type: application/json" \\
   -H "X-Request-ID: 550e8400-e29b-41d4-a716-446655440000" \\
   -d '{{"customer_id": "123e4567-e89b-12d3-a456-426614174000",
@@ -95,6 +97,8 @@ def dev() -> int:
             "LOG_FORMAT": "console",
             "RELAY_METRICS_PORT": str(free_port()),
             "CONSUMER_METRICS_PORT": str(free_port()),
+            "HTTP_METRICS_PORT": str(free_port()),
+            **dev_auth().env(),  # a local signing key under .state/auth/ (make token)
         }
         print("[stack] migrating the database", file=sys.stderr, flush=True)
         migrate(env)
@@ -119,7 +123,9 @@ def dev() -> int:
             f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"
             f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"
             f"Create an order:\n\n{SEED_CURL.format(port=http_port)}\n"
-            f"Then: curl -sS http://localhost:{http_port}/api/v1/orders/<id>\n"
+            f'Then: curl -sS -H "Authorization: Bearer $(make -s token)" '
+            f"http://localhost:{http_port}/api/v1/orders/<id>\n"
+            f"Metrics: http://127.0.0.1:{env['HTTP_METRICS_PORT']}/metrics (api)\n"
             f"{_identities(found)}"
             "(Ctrl-C stops everything)\n",
             flush=True,

@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.pipeline import SEED_ORDER, Pipeline
+from tests.support.pipeline import SEED_ORDER, SIGNING_KEY, Pipeline
 from tests.support.rows import row_counts
+from tests.support.tokens import READ_ONLY, SEED_CUSTOMER, hostile_tokens
 
 ORDERS = "/api/v1/orders"
 ORDER = "/api/v1/orders/{order_id}"
@@ -338,6 +339,23 @@ BAD_REQUESTS = [
     Bad("unknown-route", "GET", "/api/v1/nope", None, 404, "not-found", headers=()),
     Bad("delete-collection", "DELETE", ORDERS, None, 405, "method-not-allowed", headers=()),
     Bad("put-order", "PUT", ORDER.format(order_id=KNOWN), body(), 405, "method-not-allowed"),
+    # Nesting is bounded before any parser recurses: 400, never a 500 (or a stack overflow).
+    malformed("nested-10000-deep", b"[" * 10_000 + b"]" * 10_000),
+    malformed("nested-objects-10000-deep", b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
+    create("nested-100000-deep", b"[" * 100_000 + b"]" * 100_000, 413, "payload-too-large"),
+    cancel("cancel-nested-10000-deep", b"[" * 10_000 + b"]" * 10_000, 400, "malformed-json"),
+    # Credentials: anything but a good token of ours is 401, before the body is looked at.
+    *(
+        create(f"token-{name}", body(), 401, "invalid-token", headers=(*JSON, auth))
+        for name, auth in hostile_tokens(SIGNING_KEY).items()
+    ),
+    create(
+        "token-without-write-scope",
+        body(),
+        403,
+        "insufficient-scope",
+        headers=(*JSON, ("Authorization", f"Bearer {SIGNING_KEY.token(SEED_CUSTOMER, READ_ONLY)}")),
+    ),
     # Cancel's optional body is JSON too.
     cancel("cancel-not-json", b"{", 400, "malformed-json"),
     cancel("cancel-null", b"null", 422, "validation-error", "body"),

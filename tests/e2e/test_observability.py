@@ -159,7 +159,7 @@ def test_every_process_serves_metrics(traced_pipeline: Pipeline) -> None:
     consumer_url = f"http://127.0.0.1:{traced_pipeline.env['CONSUMER_METRICS_PORT']}/metrics"
 
     def scraped() -> tuple[str, str, str] | None:
-        api = httpx.get(f"{traced_pipeline.api_url}/metrics").text
+        api = httpx.get(traced_pipeline.metrics_url).text
         relay = httpx.get(relay_url).text
         consumer = httpx.get(consumer_url).text
         published = sample(relay, "orders_relay_events_published_total")

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.pipeline import SEED_ORDER
+from tests.support.pipeline import SEED_ORDER, SIGNING_KEY, bearer
 
 RETRYABLE = {409, 503}
 
@@ -57,7 +57,8 @@ class OrderLoad:
 
     def _send(self, numbers: range, customer_ids: list[str]) -> None:
         interval = self.workers / self.rate
-        with httpx.Client(base_url=self.api_url, timeout=10) as client:
+        headers = bearer(SIGNING_KEY.admin())
+        with httpx.Client(base_url=self.api_url, timeout=10, headers=headers) as client:
             next_at = time.monotonic()
             for number in numbers:
                 body = copy.deepcopy(SEED_ORDER)

@@ -122,3 +122,26 @@ async def test_concurrent_transitions_of_one_order_apply_one_after_the_other(
     assert results == ["applied", "refused"]
     async with engine.connect() as conn:
         assert await count(conn, order_status_history) == 2
+
+
+async def test_the_history_names_who_acted(engine: AsyncEngine) -> None:
+    """The caller for API changes; "consumer" for our own event; another system's source."""
+    own = emitter()
+    customer = Origin(cause="api", cause_id="req-1", actor="customer:alice")
+    async with transaction(engine) as conn:
+        order = await create_order(conn, new_order(), emitter=own, origin=customer)
+        await apply_transition(
+            conn, order.id, Status.CONFIRMED, emitter=own,
+            origin=Origin(cause="event", cause_id="e-1", actor=own.source),
+        )  # fmt: skip
+        await apply_transition(
+            conn, order.id, Status.SHIPPED, emitter=own,
+            origin=Origin(cause="event", cause_id="e-2", actor="/fulfillment"),
+        )  # fmt: skip
+    async with engine.connect() as conn:
+        actors = (
+            await conn.execute(
+                select(order_status_history.c.actor).order_by(order_status_history.c.version)
+            )
+        ).scalars()
+        assert list(actors) == ["customer:alice", "consumer", "/fulfillment"]

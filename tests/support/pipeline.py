@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import httpx
 
 from scripts.stack.paths import free_port
 from scripts.stack.processes import ManagedProcess
+from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
 from scripts.stack.waiting import wait_for
 
 SEED_ORDER: dict[str, Any] = {
@@ -56,6 +58,26 @@ class Topics:
         return f"{self.orders}.fulfillment"
 
 
+# One signing key for the whole test session; each API process gets its public half.
+SIGNING_KEY = SigningKey.generate()
+
+
+def auth_env(directory: Path) -> dict[str, str]:
+    """What an API process needs to check the session's tokens."""
+    public = directory / "auth-public.pem"
+    public.write_bytes(SIGNING_KEY.public_pem())
+    return {
+        "AUTH_PUBLIC_KEY_FILE": str(public),
+        "AUTH_ISSUER": ISSUER,
+        "AUTH_AUDIENCE": AUDIENCE,
+        "CURSOR_SECRET": secrets.token_urlsafe(48),
+    }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @dataclass
 class Pipeline:
     env: dict[str, str]
@@ -63,13 +85,28 @@ class Pipeline:
     # process name -> what only that process gets: its database user, its Kafka principal
     identities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     processes: dict[str, list[ManagedProcess]] = field(default_factory=dict)
+    key: SigningKey = SIGNING_KEY
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
 
-    def client(self, timeout: float = 10) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=timeout)
+    @property
+    def port(self) -> int:
+        return int(self.env["HTTP_PORT"])
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HTTP_METRICS_PORT']}/metrics"
+
+    def client(self, timeout: float = 10, token: str | None = None) -> httpx.Client:
+        """A client that sends `token`; by default a staff token (orders:admin), which
+        reaches every customer's orders as the tests before authentication did."""
+        headers = bearer(token if token is not None else self.key.admin())
+        return httpx.Client(base_url=self.api_url, timeout=timeout, headers=headers)
+
+    def customer_client(self, customer_id: str, timeout: float = 10) -> httpx.Client:
+        return self.client(timeout, self.key.customer(customer_id))
 
     def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
         index = len(self.processes.setdefault(name, []))
@@ -157,12 +194,16 @@ def pipeline(
         "KAFKA_DLQ_TOPIC": topics.dlq,
         "KAFKA_GROUP_ID": f"group-{topics.orders}",  # as the `topics` fixture grants it
         "HTTP_PORT": str(free_port()),
+        "HTTP_METRICS_PORT": str(free_port()),
+        # One test principal sends everything: tests/e2e/test_edge.py proves the limiter.
+        "RATE_LIMIT_PER_MINUTE": "0",
         "RELAY_METRICS_PORT": "0",
         "CONSUMER_METRICS_PORT": "0",
         "RELAY_POLL_INTERVAL": "0.2",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
+        **auth_env(_mkdir(log_dir)),
         **(extra_env or {}),
     }
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -173,3 +214,8 @@ def pipeline(
         yield running
     finally:
         running.stop_all()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

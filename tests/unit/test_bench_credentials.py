@@ -17,11 +17,12 @@ TOKEN = {"Authorization": "Bearer a.b.c"}
 
 
 def test_without_credentials_the_bench_sends_json() -> None:
-    assert request_headers({}) == {"Content-Type": "application/json"}
+    assert request_headers(None) == {"Content-Type": "application/json"}
+    assert request_headers("a.b.c") == {**request_headers(None), **TOKEN}
 
 
 def test_vegeta_targets_carry_every_header(tmp_path: Path) -> None:
-    api = Api("http://127.0.0.1:1", {**request_headers({}), **TOKEN})
+    api = Api("http://127.0.0.1:1", {**request_headers(None), **TOKEN})
     path = tmp_path / "targets.jsonl"
     api_load._targets(path, api, 3, "run-x")
     targets = [json.loads(line) for line in path.read_text().splitlines()]
@@ -47,7 +48,7 @@ def test_wrk_gets_every_header_as_a_script_argument(monkeypatch: pytest.MonkeyPa
         return subprocess.CompletedProcess(command, 0, line, "")
 
     monkeypatch.setattr(api_load, "run_timed", fake_run)
-    api = Api("http://127.0.0.1:1", {**request_headers({}), **TOKEN})
+    api = Api("http://127.0.0.1:1", {**request_headers(None), **TOKEN})
     result = api_load.closed_loop(api_load.Tools("wrk", "vegeta"), api, 2, 1, "run-y")
     assert result.ok == 1
     command = seen[0]

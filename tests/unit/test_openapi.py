@@ -11,12 +11,16 @@ import pytest
 from app import config
 from app.http.app import create_app
 from app.http.problems import KINDS
+from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
 
 SETTINGS = {
     "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",  # never connected to
     "ORDER_MAX_ITEMS": "7",
     "HTTP_MAX_PAGE_SIZE": "30",
     "IDEMPOTENCY_TTL_HOURS": "48",
+    "AUTH_ISSUER": ISSUER,
+    "AUTH_AUDIENCE": AUDIENCE,
+    "CURSOR_SECRET": "s" * 32,
 }
 ENDPOINTS = {
     ("post", "/api/v1/orders"),
@@ -28,26 +32,42 @@ ENDPOINTS = {
     ("get", "/health/ready"),
 }
 # What each endpoint can answer besides success, as problem types.
+AUTH = {"invalid-token", "insufficient-scope", "rate-limited"}
 PROBLEMS = {
-    ("post", "/api/v1/orders"): {
-        "malformed-json", "idempotency-key-in-flight", "payload-too-large",
+    ("post", "/api/v1/orders"): AUTH | {
+        "malformed-json", "idempotency-key-in-flight", "payload-too-large", "forbidden",
         "unsupported-media-type", "validation-error", "idempotency-key-reused", "unavailable",
     },
-    ("get", "/api/v1/orders"): {"invalid-parameter", "unavailable"},
-    ("get", "/api/v1/orders/{order_id}"): {"order-not-found", "not-found", "unavailable"},
-    ("post", "/api/v1/orders/{order_id}/cancel"): {
+    ("get", "/api/v1/orders"): AUTH | {"invalid-parameter", "forbidden", "unavailable"},
+    ("get", "/api/v1/orders/{order_id}"): AUTH | {"order-not-found", "not-found", "unavailable"},
+    ("post", "/api/v1/orders/{order_id}/cancel"): AUTH | {
         "malformed-json", "order-not-found", "not-found", "illegal-transition",
         "payload-too-large", "unsupported-media-type", "validation-error", "unavailable",
     },
-    ("get", "/api/v1/orders/{order_id}/history"): {"order-not-found", "not-found", "unavailable"},
+    ("get", "/api/v1/orders/{order_id}/history"): AUTH | {
+        "order-not-found", "not-found", "unavailable",
+    },
     ("get", "/health/live"): set(),
     ("get", "/health/ready"): {"unavailable"},
 }  # fmt: skip
 
 
+# The scope each operation needs; public ones need none (and declare no security).
+SCOPES = {
+    ("post", "/api/v1/orders"): "orders:write",
+    ("get", "/api/v1/orders"): "orders:read",
+    ("get", "/api/v1/orders/{order_id}"): "orders:read",
+    ("post", "/api/v1/orders/{order_id}/cancel"): "orders:write",
+    ("get", "/api/v1/orders/{order_id}/history"): "orders:read",
+}
+
+
 @pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    app = create_app(config.load(SETTINGS, env_file=None))
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    public = tmp_path_factory.mktemp("auth") / "public.pem"
+    public.write_bytes(SigningKey.generate().public_pem())
+    settings = {**SETTINGS, "AUTH_PUBLIC_KEY_FILE": str(public)}
+    app = create_app(config.load(settings, env_file=None))
     document: dict[str, Any] = app.openapi_schema.to_schema()
     return document
 
@@ -105,7 +125,7 @@ def test_every_response_names_its_headers(spec: dict[str, Any], method: str, pat
     for status, response in spec["paths"][path][method]["responses"].items():
         names = set(response["headers"])
         assert "X-Request-ID" in names
-        assert ("Retry-After" in names) == (status == "503")
+        assert ("Retry-After" in names) == (status in ("429", "503"))
         replay = (method, path, status) == ("post", "/api/v1/orders", "201")
         assert ("Idempotent-Replayed" in names) == replay
         for ref in response["headers"].values():
@@ -153,7 +173,7 @@ def test_request_bodies_have_valid_examples(spec: dict[str, Any], path: str, exa
 
 def test_the_order_schema_says_what_the_decoder_enforces(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
-    new_order = schemas["NewOrder"]
+    new_order = schemas["OrderRequest"]
     assert new_order["additionalProperties"] is False
     assert schemas["NewItem"]["additionalProperties"] is False
     assert schemas["Address"]["additionalProperties"] is False
@@ -165,14 +185,14 @@ def test_the_order_schema_says_what_the_decoder_enforces(spec: dict[str, Any]) -
     assert new_order["properties"]["metadata"]["maxProperties"] == 50
     seed = spec["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]
     valid = next(iter(seed["examples"].values()))["value"]
-    assert conforms(spec, {"$ref": "#/components/schemas/NewOrder"}, valid) == []
+    assert conforms(spec, {"$ref": "#/components/schemas/OrderRequest"}, valid) == []
     for wrong in (
         {**valid, "id": "865ca832-c5c6-44b0-b235-37273c65aa19"},  # server-owned
         {**valid, "items": [{**valid["items"][0], "price": "49.99"}]},  # money as a string
         {**valid, "metadata": {"nested": {"a": 1}}},
         {**valid, "currency": "XYZ"},
     ):
-        assert conforms(spec, {"$ref": "#/components/schemas/NewOrder"}, wrong) != []
+        assert conforms(spec, {"$ref": "#/components/schemas/OrderRequest"}, wrong) != []
 
 
 def test_page_size_limit_is_the_configured_one(spec: dict[str, Any]) -> None:
@@ -181,3 +201,13 @@ def test_page_size_limit_is_the_configured_one(spec: dict[str, Any]) -> None:
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 30)
     created = next(p for p in parameters if p["name"] == "created_from")
     assert created["schema"] == {"type": "string", "format": "date-time"}
+
+
+def test_bearer_scheme_and_each_operations_scope_are_declared(spec: dict[str, Any]) -> None:
+    scheme = spec["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    for method, path, operation in operations(spec):
+        scope = SCOPES.get((method, path))
+        assert operation.get("security") == ([{"bearer": [scope]}] if scope else None), path
+        if scope:
+            assert "401" in operation["responses"] and "403" in operation["responses"], path

@@ -18,7 +18,9 @@ CUSTOMER = UUID("123e4567-e89b-12d3-a456-426614174000")
 def new_order(*lines: tuple[str, int], currency: str = "USD") -> NewOrder:
     """An order whose items are (price, quantity) pairs; prices as exact strings."""
     items = [NewItem(PRODUCT, "Test Product", Decimal(price), qty) for price, qty in lines]
-    return NewOrder(CUSTOMER, "customer@example.com", items, currency)
+    return NewOrder(
+        customer_id=CUSTOMER, email="customer@example.com", items=items, currency=currency
+    )
 
 
 def refusals(order: NewOrder, *, max_items: int = 100) -> list[FieldError]:

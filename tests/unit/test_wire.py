@@ -11,7 +11,7 @@ import pytest
 
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.order import check_new_order
-from app.http.wire import MalformedJson, decode_new_order, field_error
+from app.http.wire import MAX_DEPTH, MalformedJson, decode_new_order, field_error
 
 LONG_PRICE = b"0.1000000000000000055511151231257827"
 
@@ -100,7 +100,7 @@ def test_unknown_field_inside_an_item_is_refused_with_its_path(seed: dict[str, A
     ]
 
 
-@pytest.mark.parametrize("field", ["customer_id", "email", "items", "currency"])
+@pytest.mark.parametrize("field", ["email", "items", "currency"])  # customer_id: the caller
 def test_missing_required_field_is_named(seed: dict[str, Any], field: str) -> None:
     del seed[field]
     assert refusals(encode(seed)) == [FieldError(field, "is required")]
@@ -229,3 +229,25 @@ def test_field_error_turns_a_msgspec_message_into_field_and_sentence(
     message: str, expected: FieldError
 ) -> None:
     assert field_error(message) == expected
+
+
+def test_customer_id_may_be_left_out(seed: dict[str, Any]) -> None:
+    del seed["customer_id"]
+    assert decode_new_order(encode(seed)).customer_id is None
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1_000, 10_000, 100_000])
+def test_deep_nesting_is_malformed_before_any_parser_recurses(depth: int) -> None:
+    for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
+        with pytest.raises(MalformedJson, match="nested more than"):
+            decode_new_order(body)
+
+
+def test_brackets_inside_strings_do_not_count(seed: dict[str, Any]) -> None:
+    seed["items"][0]["name"] = "[" * 120 + '\\"{' * 20
+    assert decode_new_order(encode(seed)).items[0].name == seed["items"][0]["name"]
+
+
+def test_nesting_up_to_the_bound_reaches_the_decoder() -> None:
+    with pytest.raises(InvalidInput):  # the right depth, the wrong shape: 422, not 400
+        decode_new_order(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)

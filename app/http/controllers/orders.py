@@ -12,18 +12,21 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.config import HttpSettings
+from app.config import AuthSettings, HttpSettings
 from app.db import history
 from app.db import orders as order_rows
 from app.db.engine import transaction
 from app.db.orders import OrderFilter, Position
 from app.domain.errors import FieldError, InvalidInput, OrderNotFound
-from app.domain.order import NewOrder, Order, Transition, check_new_order
+from app.domain.order import Order, OrderRequest, Transition, check_new_order
 from app.domain.origin import Origin
+from app.domain.principal import Principal, Scope
 from app.domain.status import Status
 from app.http.body import CancelBody, NewOrderBody
 from app.http.cursor import decode_cursor, encode_cursor
 from app.http.openapi import problems, success
+from app.http.security import principal_of, secured
+from app.http.tracecontext import valid_traceparent, valid_tracestate
 from app.http.wire import (
     CancelRequest,
     InvalidParameter,
@@ -57,17 +60,29 @@ class OrderHistory(msgspec.Struct, frozen=True):
     history: list[Transition]
 
 
-def origin_of(request: Request[Any, Any, Any]) -> Origin:
+def origin_of(request: Request[Any, Any, Any], principal: Principal) -> Origin:
     request_id: str | None = request.scope.get("state", {}).get("request_id")
-    # With tracing on, the event continues the request's span; off, the caller's context.
+    # With tracing on, the event continues the request's span; off, the caller's context,
+    # if it is well formed (it is stored and forwarded: never an arbitrary string).
     traceparent, tracestate = current_traceparent()
+    if traceparent is None:
+        traceparent = valid_traceparent(request.headers.getall("traceparent", []))
+        tracestate = valid_tracestate(request.headers.getall("tracestate", []))
     return Origin(
         cause="api",
         cause_id=request_id,
         correlation_id=request_id,
-        traceparent=traceparent or request.headers.get("traceparent"),
-        tracestate=tracestate or request.headers.get("tracestate"),
+        traceparent=traceparent,
+        tracestate=tracestate if traceparent else None,
+        actor=principal.actor,
     )
+
+
+async def reachable(conn: AsyncConnection, principal: Principal, order_id: UUID) -> None:
+    """Another customer's order does not exist for this caller: 404, as for a missing one."""
+    owner = await order_rows.owner_of(conn, order_id)
+    if owner is None or not principal.reaches(owner):
+        raise OrderNotFound(order_id)
 
 
 def _json(
@@ -116,22 +131,28 @@ class OrderController(Controller):
         return_dto=None,
         before_request=require_json_order,
         status_code=201,
+        **secured(Scope.WRITE),
         summary="Create an order",
         description=(
             "Writes the order and its `order.created` event in one transaction. Money is exact: "
             "prices are JSON numbers with at most 2 decimals. Send `Idempotency-Key` to retry "
             "safely: the same key with the same body replays the stored response "
-            f"(with `{REPLAYED}: true`) and creates nothing new."
+            f"(with `{REPLAYED}: true`) and creates nothing new; keys are per caller. "
+            "`customer_id` may be left out: the order is the caller's own."
         ),
         responses={
             201: success(OrderEnvelope, "The order, status pending", "created"),
             **problems(
+                "invalid-token",
+                "insufficient-scope",
+                "forbidden",
                 "malformed-json",
                 "idempotency-key-in-flight",
                 "payload-too-large",
                 "unsupported-media-type",
                 "validation-error",
                 "idempotency-key-reused",
+                "rate-limited",
                 "unavailable",
             ),
         },
@@ -139,7 +160,7 @@ class OrderController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[NewOrder],
+        data: JSONBody[OrderRequest],
         engine: NamedDependency[AsyncEngine],
         http_settings: NamedDependency[HttpSettings],
         emitter: NamedDependency[Emitter],
@@ -148,12 +169,14 @@ class OrderController(Controller):
             HeaderParameter(name="Idempotency-Key", required=False),  # see openapi.refine
         ] = None,
     ) -> Response[bytes]:
-        check_new_order(data, max_items=http_settings.max_items)
+        principal = principal_of(request)
+        new = data.owned_by(principal.owner_of_new_order(data.customer_id))
+        check_new_order(new, max_items=http_settings.max_items)
         key = _idempotency_key(request)
-        origin = origin_of(request)
+        origin = origin_of(request, principal)
 
         async def create(conn: AsyncConnection) -> Order:
-            return await create_order(conn, data, emitter=emitter, origin=origin)
+            return await create_order(conn, new, emitter=emitter, origin=origin)
 
         async with transaction(engine) as conn:
             if key is None:
@@ -161,8 +184,9 @@ class OrderController(Controller):
                 return _json(OrderEnvelope(order, CREATED_MESSAGE), 201)
             stored = await idempotency.once(
                 conn,
+                principal.key,
                 key,
-                data,
+                new,
                 ttl=http_settings.idempotency_ttl,
                 create=create,
                 render=lambda order: encode(OrderEnvelope(order, CREATED_MESSAGE)),
@@ -174,19 +198,23 @@ class OrderController(Controller):
         "/",
         summary="List orders",
         description=(
-            "Oldest first, by `created_at` then `id`. Pass `next_cursor` back as `cursor` for "
-            "the next page; it is null on the last page."
+            "Oldest first, by `created_at` then `id`. A customer sees only its own orders; "
+            "staff see every customer's. Pass `next_cursor` back as `cursor` for the next "
+            "page; it is null on the last page, and only its caller can use it."
         ),
         responses={
             200: success(OrderPage, "A page of orders", "page"),
-            **problems("invalid-parameter", "unavailable"),
+            **problems("invalid-parameter", "invalid-token", "insufficient-scope", "forbidden"),
+            **problems("rate-limited", "unavailable"),
         },
+        **secured(Scope.READ),
     )
     async def list_orders(
         self,
         request: Request[Any, Any, Any],
         engine: NamedDependency[AsyncEngine],
         http_settings: NamedDependency[HttpSettings],
+        auth_settings: NamedDependency[AuthSettings],
         customer_id: Annotated[
             str | None, QueryParameter(description="only this customer's orders")
         ] = None,
@@ -214,27 +242,37 @@ class OrderController(Controller):
             _moment("created_to", created_to, errors),
         )
         _check_listing(where, limit, http_settings.max_page_size, errors)
-        after = decode_cursor(cursor) if cursor else None
+        principal = principal_of(request)
+        where = msgspec.structs.replace(
+            where, customer_id=principal.listing_filter(where.customer_id)
+        )
+        signing = {"secret": auth_settings.cursor_secret or "", "principal": principal.key}
+        after = decode_cursor(cursor, **signing) if cursor else None
         async with transaction(engine) as conn:
             found = await order_rows.list_orders(conn, where, after, limit + 1)
         page, more = found[:limit], len(found) > limit
-        next_cursor = encode_cursor(Position(page[-1].created_at, page[-1].id)) if more else None
-        return _json(OrderPage(page, next_cursor))
+        last = Position(page[-1].created_at, page[-1].id) if more else None
+        return _json(OrderPage(page, encode_cursor(last, **signing) if last else None))
 
     @get(
         "/{order_id:uuid}",
         summary="Get an order",
         responses={
             200: success(OrderEnvelope, "The order", "order"),
-            **problems("order-not-found", "not-found", "unavailable"),
+            **problems("invalid-token", "insufficient-scope"),
+            **problems("order-not-found", "not-found", "rate-limited", "unavailable"),
         },
+        **secured(Scope.READ),
     )
     async def read(
-        self, order_id: FromPath[UUID], engine: NamedDependency[AsyncEngine]
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[UUID],
+        engine: NamedDependency[AsyncEngine],
     ) -> Response[bytes]:
         async with transaction(engine) as conn:
             order = await order_rows.get_order(conn, order_id)
-        if order is None:
+        if order is None or not principal_of(request).reaches(order.customer_id):
             raise OrderNotFound(order_id)
         return _json(OrderEnvelope(order))
 
@@ -244,6 +282,7 @@ class OrderController(Controller):
         return_dto=None,
         status_code=200,
         summary="Cancel an order",
+        **secured(Scope.WRITE),
         description=(
             "Allowed while the order is `pending` or `confirmed`; otherwise 409. The status "
             "change, its history row and `order.cancelled` are written in one transaction. "
@@ -252,6 +291,8 @@ class OrderController(Controller):
         responses={
             200: success(OrderEnvelope, "The cancelled order", "cancelled"),
             **problems(
+                "invalid-token",
+                "insufficient-scope",
                 "malformed-json",
                 "order-not-found",
                 "not-found",
@@ -259,6 +300,7 @@ class OrderController(Controller):
                 "payload-too-large",
                 "unsupported-media-type",
                 "validation-error",
+                "rate-limited",
                 "unavailable",
             ),
         },
@@ -272,13 +314,15 @@ class OrderController(Controller):
         data: JSONBody[CancelRequest | None] = None,
     ) -> Response[bytes]:
         reason = data.reason if data else None
+        principal = principal_of(request)
         async with transaction(engine) as conn:
+            await reachable(conn, principal, order_id)
             await apply_transition(
                 conn,
                 order_id,
                 Status.CANCELLED,
                 emitter=emitter,
-                origin=origin_of(request),
+                origin=origin_of(request, principal),
                 reason=reason,
             )
             order = await order_rows.get_order(conn, order_id)
@@ -289,18 +333,25 @@ class OrderController(Controller):
         "/{order_id:uuid}/history",
         summary="Status history of an order",
         description=(
-            "Every transition with its time and cause: `api` (with the request id) "
-            "or `event` (with the event id)."
+            "Every transition with its time, cause (`api` with the request id, or `event` "
+            "with the event id) and actor: `customer:<sub>`, `staff:<sub>`, `consumer`, or "
+            "the source of another system's event."
         ),
         responses={
             200: success(OrderHistory, "The transitions, oldest first", "history"),
-            **problems("order-not-found", "not-found", "unavailable"),
+            **problems("invalid-token", "insufficient-scope"),
+            **problems("order-not-found", "not-found", "rate-limited", "unavailable"),
         },
+        **secured(Scope.READ),
     )
     async def history(
-        self, order_id: FromPath[UUID], engine: NamedDependency[AsyncEngine]
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[UUID],
+        engine: NamedDependency[AsyncEngine],
     ) -> Response[bytes]:
         async with transaction(engine) as conn:
+            await reachable(conn, principal_of(request), order_id)
             transitions = await history.list_transitions(conn, order_id)
         if not transitions:
             raise OrderNotFound(order_id)

@@ -1,0 +1,1 @@
+"""Who calls the API: token keys and verification (PyJWT), independent of HTTP."""

@@ -55,6 +55,7 @@ class Results(msgspec.Struct, kw_only=True):
     api_open_loop: list[LoadResult]
     end_to_end: list[EndToEndRun]
     relay_drain: Drain | None
+    relay_drain_unfenced: Drain | None = None  # RELAY_FENCING=false: what fencing costs
     raw_producer: ProducerResult | None
     memory: dict[str, Memory]
     cpu_cores: dict[str, dict[str, float]]  # phase -> role -> cores used on average
@@ -116,6 +117,17 @@ def targets(results: Results) -> list[Target]:
                 f"{share:.0%} ({results.relay_drain.events_per_s:,.0f} vs "
                 f"{results.raw_producer.events_per_s:,.0f} events/s)",
                 share >= RELAY_VS_RAW,
+            )
+        )
+    if results.relay_drain and results.relay_drain_unfenced:
+        fenced, unfenced = results.relay_drain, results.relay_drain_unfenced
+        found.append(
+            Target(
+                "relay drain with fencing ÷ without (what fencing costs)",
+                "report",
+                f"{fenced.events_per_s / unfenced.events_per_s:.0%} "
+                f"({fenced.events_per_s:,.0f} vs {unfenced.events_per_s:,.0f} events/s)",
+                True,
             )
         )
     e2e = next(
@@ -233,6 +245,17 @@ def tables(results: Results) -> list[tuple[str, list[str], list[list[str]]]]:
                 f"batches of {d.batch_size}, one marked every {d.batch_cycle_ms:.1f} ms "
                 f"(median); wall {d.wall_seconds:.1f} s with start-up; "
                 f"failed attempts {d.failed_attempts}",
+            ]
+        )
+    if results.relay_drain_unfenced:
+        d = results.relay_drain_unfenced
+        rows.append(
+            [
+                "relay drain, RELAY_FENCING=false",
+                f"{d.rows:,}",
+                f"{d.seconds:.1f}",
+                f"{d.events_per_s:,.0f}",
+                f"one idempotent producer, pipelined; one marked every {d.batch_cycle_ms:.1f} ms",
             ]
         )
     if results.raw_producer:

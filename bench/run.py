@@ -1,6 +1,7 @@
 """One bench run, phase by phase; `python -m bench` (bench/__main__.py) calls `run`.
 
-Order: relay drain and the raw producer (empty database, only the relay running), then
+Order: relay drain and the raw producer (empty database, only the relay running; the backlog
+is drained once without fencing, RELAY_FENCING=false, and once more as configured), then
 open loop and end to end (the whole pipeline), then closed loop and pgbench side by side,
 with the relay and the consumer stopped so the API and pgbench meet the same machine.
 """
@@ -22,7 +23,7 @@ from bench.baselines import PgbenchResult, ProducerResult
 from bench.memory import MB, Sampler, cpu_share
 from bench.relay_drain import Drain
 from bench.report import EndToEndRun, Memory, Results
-from bench.stack import DRAIN_TOPIC, RAW_TOPIC, Stack
+from bench.stack import DRAIN_TOPIC, RAW_TOPIC, Sql, Stack
 from bench.ui import console, phase, step
 
 
@@ -45,6 +46,7 @@ class Collected:
     open: list[LoadResult] = field(default_factory=list)
     e2e: list[EndToEndRun] = field(default_factory=list)
     drain: Drain | None = None
+    drain_unfenced: Drain | None = None
     raw: ProducerResult | None = None
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -97,6 +99,8 @@ class Run:
                 )
             del messages
             console.log(f"raw producer: {self.out.raw.events_per_s:,.0f} events/s")
+            self.unfenced(conn)
+            relay_drain.fill(conn, DRAIN_TOPIC, self.settings.drain_rows)
             with self.measured("relay drain"):
                 self.out.drain = relay_drain.drain(
                     conn,
@@ -109,6 +113,23 @@ class Run:
                 f"relay drain: {self.out.drain.rows:,} rows in {self.out.drain.seconds:.1f}s, "
                 f"{self.out.drain.events_per_s:,.0f} events/s"
             )
+
+    def unfenced(self, conn: Sql) -> None:
+        """The same backlog drained by a relay without fencing (one idempotent, pipelined
+        producer): the difference to the default relay is what fencing costs."""
+        with self.measured("relay drain, fencing off"):
+            self.out.drain_unfenced = relay_drain.drain(
+                conn,
+                DRAIN_TOPIC,
+                self.settings.drain_rows,
+                lambda: self.stack.start("relay", {"RELAY_FENCING": "false"}),
+                batch_size=self.stack.settings.relay.batch_size,
+            )
+        self.stack.stop("relay")
+        conn.execute("DELETE FROM outbox")  # the default relay drains a backlog of its own
+        console.log(
+            f"relay drain without fencing: {self.out.drain_unfenced.events_per_s:,.0f} events/s"
+        )
 
     def pipeline(self) -> None:
         s = self.settings
@@ -226,6 +247,7 @@ class Run:
             api_open_loop=self.out.open,
             end_to_end=self.out.e2e,
             relay_drain=self.out.drain,
+            relay_drain_unfenced=self.out.drain_unfenced,
             raw_producer=self.out.raw,
             memory=memory,
             cpu_cores=self.out.cpu,

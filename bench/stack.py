@@ -61,11 +61,14 @@ class Stack:
         process = self.processes.get(name)
         return process.pid if process is not None and process.returncode is None else None
 
-    def start(self, name: str) -> ManagedProcess:
+    def start(self, name: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
         if name in self.processes and self.processes[name].returncode is None:
             return self.processes[name]
         process = ManagedProcess.service(
-            name, self.env, sink=None, log_path=self.root / "logs" / f"{name}.log"
+            name,
+            {**self.env, **(extra_env or {})},
+            sink=None,
+            log_path=self.root / "logs" / f"{name}.log",
         )
         process.start()
         self.processes[name] = process

@@ -100,12 +100,15 @@ class Stack:
         process = self.processes.get(name)
         return process.pid if process is not None and process.returncode is None else None
 
-    def start(self, name: str) -> ManagedProcess:
+    def start(self, name: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
         if name in self.processes and self.processes[name].returncode is None:
             return self.processes[name]
         env = {**self.env, **self.found.process_env(name)}  # its own user and principal
         process = ManagedProcess.service(
-            name, env, sink=None, log_path=self.root / "logs" / f"{name}.log"
+            name,
+            {**env, **(extra_env or {})},
+            sink=None,
+            log_path=self.root / "logs" / f"{name}.log",
         )
         process.start()
         self.processes[name] = process

@@ -11,17 +11,27 @@ flowing within 20 s, a frozen relay's shards moved within 15 s.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
+import pytest
 
+from scripts.stack.kafka import LocalKafka
+from scripts.stack.paths import free_port, state_dir
 from scripts.stack.processes import ManagedProcess
 from scripts.stack.waiting import wait_for
-from tests.faults.conftest import Scenario
-from tests.support.proxy import target_of, tcp_proxy, url_through
+from tests.faults.conftest import Scenario, _scenario
+from tests.support.pipeline import Topics
+from tests.support.proxy import TcpProxy, target_of, tcp_proxy, url_through
+from tests.support.servers import KafkaServer, PostgresServer
 
 NOTICED_WITHIN = 15.0
 FLOWING_WITHIN = 20.0
@@ -50,6 +60,10 @@ def _seconds_until(condition: Callable[[], bool], since: float, timeout: float, 
 
 def _logged(scenario: Scenario, name: str, message: str) -> bool:
     return any(line.get("message") == message for line in scenario.pipeline.log_lines(name))
+
+
+def _logged_times(scenario: Scenario, name: str, message: str) -> int:
+    return sum(1 for line in scenario.pipeline.log_lines(name) if line.get("message") == message)
 
 
 def _published_since(url: str, since: datetime) -> bool:
@@ -118,12 +132,33 @@ def test_relay_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: Sce
         flowing = _seconds_until(
             lambda: _published_since(url, since), held, 60, "the relay to publish again"
         )
-        scenario.recovery = {"noticed": noticed, "flowing": flowing}
-        result = scenario.finish()
+        # Then everything held, new connections too, for 15 s: nothing can flow; once the
+        # proxy lets go, the relay must not be found asleep in some long back-off.
+        given_up = _logged_times(scenario, "relay", ABANDONED)
+        proxy.hold_all()
+        wait_for(
+            lambda: _logged_times(scenario, "relay", ABANDONED) > given_up,
+            timeout=30,
+            what="the relay to give up on the second hold",
+        )
+        all_held = time.monotonic()
+        wait_for(lambda: time.monotonic() - all_held >= 15, timeout=30, what="15 s all held")
+        since = _now(url)
         proxy.release()
+        released = time.monotonic()
+        after_release = _seconds_until(
+            lambda: _published_since(url, since), released, 60, "publishing after the release"
+        )
+        scenario.recovery = {
+            "noticed": noticed,
+            "flowing": flowing,
+            "all held, flowing after release": after_release,
+        }
+        result = scenario.finish()
     assert result.clean, result
     assert noticed <= NOTICED_WITHIN, scenario.recovery
     assert flowing <= FLOWING_WITHIN, scenario.recovery
+    assert after_release <= FLOWING_WITHIN, scenario.recovery
 
 
 def test_consumer_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: Scenario) -> None:
@@ -215,3 +250,77 @@ def test_a_relay_frozen_mid_batch_is_fenced_when_it_wakes(scenario: Scenario) ->
     result = scenario.finish()
     assert result.clean, result
     assert max(moves) <= MOVED_WITHIN, scenario.recovery
+
+
+@dataclass
+class ProxiedKafka(LocalKafka):
+    """A broker with a second listener whose advertised address is a proxy's: clients that
+    bootstrap there reach every broker connection through the proxy; others use `bootstrap`."""
+
+    client_port: int = 0
+    proxy_port: int = 0
+
+    def _write_config(self) -> Path:
+        config = super()._write_config()
+        extra = {
+            "listeners=": f",CLIENT://127.0.0.1:{self.client_port}",
+            "advertised.listeners=": f",CLIENT://127.0.0.1:{self.proxy_port}",
+            "listener.security.protocol.map=": ",CLIENT:PLAINTEXT",
+        }
+        lines = [
+            line + next((tail for head, tail in extra.items() if line.startswith(head)), "")
+            for line in config.read_text().splitlines()
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+
+@contextmanager
+def proxied_kafka() -> Iterator[tuple[KafkaServer, TcpProxy]]:
+    """A broker of this test's own, and a proxy in front of its CLIENT listener."""
+    root = state_dir(f"faults-kafka-{uuid.uuid4().hex[:8]}")
+    client_port = free_port()
+    with tcp_proxy("127.0.0.1", client_port) as proxy:
+        broker = ProxiedKafka(
+            root, free_port(), free_port(), client_port=client_port, proxy_port=proxy.port
+        )
+        broker.start()
+        try:
+            yield KafkaServer(broker.bootstrap, broker), proxy
+        finally:
+            broker.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_relay_to_kafka_held_is_given_up_and_replaced(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """The relay's connections to Kafka (producers, transaction coordinator) held."""
+    url = database_url
+    with proxied_kafka() as (kafka, proxy):
+        name = f"orders-{uuid.uuid4().hex[:10]}"
+        topics = Topics(orders=name, dlq=f"{name}.dlq")
+        kafka.create_topics({topics.orders: 6, topics.dlq: 1})
+        with _scenario(
+            request, url, postgres, kafka, topics, tmp_path, ("api", "consumer")
+        ) as scenario:
+            scenario.pipeline.start("relay", {"KAFKA_BROKERS": f"127.0.0.1:{proxy.port}"})
+            scenario.send(total=600, rate=20)
+            _working(url)
+            since = _now(url)
+            assert proxy.hold_existing() >= 2
+            held = time.monotonic()
+            noticed = _seconds_until(
+                lambda: _logged(scenario, "relay", "publish failed"), held, 60, "a failed commit"
+            )
+            flowing = _seconds_until(
+                lambda: _published_since(url, since), held, 60, "the relay to publish again"
+            )
+            scenario.recovery = {"noticed": noticed, "flowing": flowing}
+            result = scenario.finish()
+            proxy.release()
+    assert result.clean, result
+    assert flowing <= FLOWING_WITHIN, scenario.recovery

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults lint format \
-        fetch-kafka migrate schemas lock clean up down logs ps image-wheels
+        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -20,7 +20,7 @@ $(STAMP): requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	@touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (only when they changed)
@@ -68,19 +68,22 @@ format: $(STAMP) ## Format and auto-fix with ruff
 schemas: $(STAMP) ## Regenerate the events' JSON Schemas in docs/events/ from the code
 	$(PY) -m app.events.schemas
 
-lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml (no index URLs recorded)
+lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml, with hashes (no index URLs recorded)
 	$(PY) -m pip install --quiet uv
-	$(VENV)/bin/uv pip compile pyproject.toml -o requirements.txt --python-version 3.11 --no-header --quiet
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements-dev.txt --python-version 3.11 --no-header --quiet
+	$(VENV)/bin/uv pip compile pyproject.toml -o requirements.txt --python-version 3.11 --no-header --quiet --generate-hashes
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements-dev.txt --python-version 3.11 --no-header --quiet --generate-hashes
 
 clean: ## Remove local state (databases, Kafka data, cached jars) and caches
-	rm -rf .state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .state wheelhouse .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # --- Containers (compose.yaml, Containerfile; docs/containers.md) ----------------------
 # `docker compose` (v2) where it is installed, else the older `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-up: ## Build the image and start everything in containers (Docker); waits for the API
+wheelhouse: $(STAMP) ## Download requirements.txt's wheels (hash-checked) for the image build
+	$(PY) -m scripts.wheelhouse
+
+up: wheelhouse ## Build the image and start everything in containers (Docker); waits for the API
 	$(COMPOSE) up -d --build
 	@api_port=$$($(COMPOSE) port api 8080 | head -n1 | sed 's/.*://'); \
 	api=$$($(COMPOSE) ps -q api); \

@@ -21,6 +21,7 @@ from .readers import (
     environment,
     healthcheck_disabled,
     published,
+    published_addresses,
     run_compose_config,
     volumes,
 )
@@ -143,6 +144,19 @@ def test_published_ports(services: dict[str, Service]) -> None:
     assert set(published(services["kafka"])) == {9092}
     for name in ("migrate", "relay", "consumer", "topic-init"):
         assert published(services[name]) == {}, name
+
+
+def test_published_ports_are_on_loopback_unless_asked(resolve: Resolver) -> None:
+    for name in ("api", "kafka-ui", "postgres", "kafka"):
+        assert published_addresses(resolve({})[name]) == {"127.0.0.1"}, name
+    opened = resolve({"PUBLISH_HOST": "0.0.0.0", "KAFKA_PORT": "29092", "KAFKA_UI_PORT": "8090"})
+    for name in ("api", "kafka-ui", "postgres", "kafka"):
+        assert published_addresses(opened[name]) == {"0.0.0.0"}, name
+    assert published(opened["kafka-ui"]) == {8090: 8080}
+    kafka = opened["kafka"]
+    assert published(kafka) == {29092: 19092}
+    # The host's clients are sent back to the port they came in through.
+    assert "EXTERNAL://localhost:29092" in environment(kafka)["KAFKA_ADVERTISED_LISTENERS"]
 
 
 def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resolver) -> None:

@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev infra test test-unit test-integration test-e2e test-faults lint format \
+.PHONY: help install dev infra test test-unit test-integration test-e2e test-faults test-containers lint format \
         fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse
 
 help: ## List the targets
@@ -52,6 +52,9 @@ test-e2e: $(STAMP) ## End-to-end tests (real processes, PostgreSQL and Kafka)
 test-faults: $(STAMP) ## Fault tests alone (kill -9, broker and database restarts)
 	$(PYTEST) tests/faults
 
+test-containers: $(STAMP) ## compose.yaml on a Docker engine: make up, restarts, make down
+	$(PYTEST) tests/containers/test_stack_in_docker.py
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmark API, end to end and relay vs pgbench / raw producer (bench/results/)
 	$(PY) -m bench $(BENCH_ARGS)
@@ -83,20 +86,25 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 wheelhouse: $(STAMP) ## Download requirements.txt's wheels (hash-checked) for the image build
 	$(PY) -m scripts.wheelhouse
 
+# UP_SERVICES: start only these services (and what they depend on); empty means all.
+UP_SERVICES ?=
+
 up: wheelhouse ## Build the image and start everything in containers (Docker); waits for the API
-	$(COMPOSE) up -d --build
-	@api_port=$$($(COMPOSE) port api 8080 | head -n1 | sed 's/.*://'); \
-	api=$$($(COMPOSE) ps -q api); \
+	$(COMPOSE) up -d --build $(UP_SERVICES)
+	@port() { $(COMPOSE) port "$$1" "$$2" 2>/dev/null | head -n1 | sed 's/.*://'; }; \
+	api_port=$$(port api 8080); \
 	printf 'waiting for the API to report healthy'; \
+	status=starting; \
 	for i in $$(seq 60); do \
-	  status=$$(docker inspect -f '{{.State.Health.Status}}' $$api 2>/dev/null); \
-	  [ "$$status" = healthy ] && break; printf .; sleep 2; \
+	  if $(COMPOSE) ps api | grep -q '(healthy)'; then status=healthy; break; fi; \
+	  printf .; sleep 2; \
 	done; echo " $$status"; \
 	echo; \
 	echo "  API            http://localhost:$$api_port   (docs: http://localhost:$$api_port/schema/docs)"; \
-	echo "  Kafka UI       http://localhost:8081"; \
-	echo "  Kafka          localhost:9092 from this machine, kafka:9092 between containers"; \
-	echo "  PostgreSQL     localhost:$$($(COMPOSE) port postgres 5432 | head -n1 | sed 's/.*://')"; \
+	ui_port=$$(port kafka-ui 8080); \
+	echo "  Kafka UI       $${ui_port:+http://localhost:$$ui_port}$${ui_port:-not started}"; \
+	echo "  Kafka          localhost:$$(port kafka 19092) from this machine, kafka:9092 between containers"; \
+	echo "  PostgreSQL     localhost:$$(port postgres 5432)"; \
 	echo; \
 	echo "  make logs · make ps · make down  (docs/containers.md)"; \
 	[ "$$status" = healthy ] || { echo "the API is not healthy yet: see 'make logs'"; exit 1; }

@@ -14,9 +14,10 @@ Nothing here is fetched from an image registry. The stand-ins are:
   image's KAFKA_* environment -> server.properties convention, CLUSTER_ID formatting,
   and /opt/kafka/bin/kafka-topics.sh and kafka-broker-api-versions.sh.
 
-Each stand-in carries the label `orders.standin=<key>`: a real image of the same name
-(pulled from a registry) is never overwritten. The root filesystem tarball is cached under
-.state/standins/, keyed by its package list, so a second run takes seconds.
+Each stand-in carries the label `orders.standin=<key>`. A real image of the same name
+is never overwritten: one already present is used, and a missing one is pulled first
+when a registry answers (STANDINS=always skips the pull). The root filesystem tarball
+is cached under .state/standins/, keyed by its package list: a second run takes seconds.
 """
 
 from __future__ import annotations
@@ -137,11 +138,32 @@ def base_image() -> str:
     return name
 
 
+def pulled(tag: str) -> bool:
+    """Try the registry first (unless STANDINS=always): the real image beats a stand-in."""
+    if os.environ.get("STANDINS") == "always":
+        return False
+    try:
+        done = subprocess.run(
+            ["docker", "pull", "--quiet", tag],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    if done.returncode == 0:
+        log(f"{tag}: pulled the real image")
+        return True
+    log(f"{tag}: no registry answers ({done.stderr.strip().splitlines()[-1:]}): a stand-in")
+    return False
+
+
 def build(tag: str, context: Path, base: str, key: str) -> None:
-    """docker build one stand-in, unless a real image (no standin label) already has the tag."""
+    """docker build one stand-in, unless a real image (no standin label) has the tag."""
     current = label_of(tag)
-    if current == "":
-        log(f"{tag}: a real image is present, not replaced")
+    if current == "" or (current is None and pulled(tag)):
+        log(f"{tag}: the real image is present, not replaced")
         return
     if current == key:
         log(f"{tag}: stand-in up to date")

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults test-containers lint format \
-        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse
+        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse standins
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -54,6 +54,9 @@ test-faults: $(STAMP) ## Fault tests alone (kill -9, broker and database restart
 
 test-containers: $(STAMP) ## compose.yaml on a Docker engine: make up, restarts, make down
 	$(PYTEST) tests/containers/test_stack_in_docker.py
+
+standins: $(STAMP) ## Build local stand-ins for postgres, apache/kafka, python images (no registry)
+	$(PY) -m tests.containers.standins.build
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmark API, end to end and relay vs pgbench / raw producer (bench/results/)

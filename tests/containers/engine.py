@@ -5,11 +5,12 @@ Order of preference:
 2. when none answers, `dockerd` is installed and we are root: a private daemon with its
    own socket, data root, exec root and pid file under a short temporary directory (a
    unix socket path must stay under 108 bytes), stopped by its PID afterwards, with the
-   `docker0` bridge it created deleted;
+   `docker0` bridge it created deleted (left alone when another daemon had made it);
 3. otherwise no engine, and `Engine.skip_reason` says why.
 
-The private daemon's data root is kept under .state/ (keyed by nothing: it is a cache of
-images), so a second run finds its stand-in images and build cache already there.
+The private daemon's data root is kept under .state/dockerd-data (a cache of images), so
+a second run finds its stand-in images and build cache already there. One private daemon
+at a time can use it: a second one fails to start, saying so.
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ def answers(env: dict[str, str], timeout: float = 10) -> bool:
 
 
 def _wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes]
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: subprocess.Popen[bytes],
+    log: Path,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if alive.poll() is not None:
-            raise RuntimeError(f"{what}: dockerd exited with {alive.returncode}")
+            tail = log.read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(f"{what}: dockerd exited with {alive.returncode}: {tail}")
         if predicate():
             return
         time.sleep(0.5)
@@ -114,7 +120,10 @@ def _private_dockerd(dockerd: str) -> Iterator[Engine]:
     data_root.mkdir(parents=True, exist_ok=True)
     socket = short / "docker.sock"
     pidfile = short / "dockerd.pid"
-    log = (short / "dockerd.log").open("ab")
+    log_path = short / "dockerd.log"
+    log = log_path.open("ab")
+    # The bridge is ours to delete afterwards only if no other daemon made it already.
+    bridge_existed = Path("/sys/class/net/docker0").exists()
     process = subprocess.Popen(
         [
             dockerd,
@@ -134,15 +143,12 @@ def _private_dockerd(dockerd: str) -> Iterator[Engine]:
     log.close()
     env = dict(os.environ, DOCKER_HOST=f"unix://{socket}")
     try:
-        _wait_until(lambda: answers(env, timeout=5), 60, "private dockerd", process)
+        _wait_until(lambda: answers(env, timeout=5), 60, "private dockerd", process, log_path)
         yield Engine(env=env, private_pid=process.pid)
     finally:
         _stop(process)
-        subprocess.run(
-            ["ip", "link", "delete", "docker0"],
-            capture_output=True,
-            check=False,
-        )
+        if not bridge_existed:
+            subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True, check=False)
         shutil.rmtree(short, ignore_errors=True)
 
 

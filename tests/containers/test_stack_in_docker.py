@@ -133,6 +133,13 @@ class Stack:
         found = json.loads(self.engine.docker("inspect", container))[0]
         return {**found["State"], "RestartCount": found["RestartCount"]}
 
+    def host_config(self, service: str) -> dict[str, Any]:
+        container = self.run("ps", "-q", service).strip()
+        config: dict[str, Any] = json.loads(self.engine.docker("inspect", container))[0][
+            "HostConfig"
+        ]
+        return config
+
     def logs(self, service: str) -> str:
         return self.run("logs", "--no-color", "--tail=40", service)
 
@@ -250,6 +257,16 @@ def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say
         say(f"    {line}")
     stack.wait_healthy(timeout=240)
     say(f"healthy: {stack.health_line()}")
+    for service in ("api", "relay", "consumer"):
+        config = stack.host_config(service)
+        assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"], service
+        assert "no-new-privileges:true" in config["SecurityOpt"], service
+        assert config["Memory"] > 0 and config["PidsLimit"] > 0, service
+    wrote = stack.engine.docker(
+        "exec", stack.run("ps", "-q", "api").strip(), "sh", "-c", "touch /app/x 2>&1; echo $?"
+    )
+    assert "Read-only file system" in wrote and not wrote.strip().endswith("\n0"), wrote
+    say("api, relay, consumer: read-only root, no capabilities, no-new-privileges, limits")
 
     created = httpx.post(
         f"{stack.api_url}/api/v1/orders", json=SEED_ORDER, headers=auth_headers(), timeout=10

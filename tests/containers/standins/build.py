@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.stack.kafka import verify_jars
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 CACHE = ROOT / ".state" / "standins"
@@ -216,6 +218,7 @@ def kafka_jars() -> Path:
     pom = HERE / "kafka" / "pom.xml"
     lib = CACHE / f"kafka-jars-{digest(pom.read_bytes())}"
     if (lib / ".complete").exists():
+        verify_jars(lib, HERE / "kafka" / "jars.sha256")
         return lib
     if shutil.which("mvn") is None:
         raise SystemExit("Maven (mvn) is needed to resolve the Kafka stand-in's jars")
@@ -234,13 +237,14 @@ def kafka_jars() -> Path:
         ],
         check=True,
     )
+    verify_jars(lib, HERE / "kafka" / "jars.sha256")
     (lib / ".complete").touch()
     return lib
 
 
 def assemble(source: Path, extra: dict[str, Path], into: Path) -> Path:
     """A build context: source's files plus extra trees (hard links where possible)."""
-    shutil.copytree(source, into, ignore=shutil.ignore_patterns("pom.xml"))
+    shutil.copytree(source, into, ignore=shutil.ignore_patterns("pom.xml", "jars.sha256"))
     for name, tree in extra.items():
         shutil.copytree(tree, into / name, copy_function=_link_or_copy)
     return into
@@ -254,6 +258,17 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def main() -> None:
+    """On the engine that answers, else a private dockerd (tests/containers/engine.py)."""
+    from tests.containers.engine import docker_engine
+
+    with docker_engine() as engine:
+        if not engine.available:
+            raise SystemExit(f"no Docker engine for the stand-ins: {engine.skip_reason}")
+        os.environ.update(engine.env)
+        build_all()
+
+
+def build_all() -> None:
     started = time.monotonic()
     base = base_image()
     build(PYTHON_TAG, HERE / "python", base, digest(base, tree_digest(HERE / "python")))

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults test-containers lint format \
-        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse standins
+        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse standins kafka-sums
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -25,8 +25,12 @@ $(STAMP): requirements-dev.txt
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (only when they changed)
 
-fetch-kafka: $(STAMP) ## Resolve Apache Kafka's jars with Maven into .state/ (once)
+fetch-kafka: $(STAMP) ## Resolve Apache Kafka's jars with Maven into .state/ (once), SHA-256 checked
 	$(PY) -m scripts.stack fetch
+
+kafka-sums: $(STAMP) ## After changing scripts/stack/kafka/pom.xml: record the jars' SHA-256 sums
+	KAFKA_JARS_RECORD=1 $(PY) -m scripts.stack fetch
+	git diff --stat scripts/stack/kafka/jars.sha256
 
 dev: $(STAMP) ## Run PostgreSQL, Kafka, api, relay and consumer on loopback; Ctrl-C stops all
 	$(PY) -m scripts.stack dev

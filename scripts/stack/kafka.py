@@ -75,6 +75,8 @@ def fetch_jars(*, quiet: bool = False) -> Path:
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
     lib = state_dir("kafka-jars") / digest
     done = lib / ".complete"
+    if done.exists() and os.environ.get("KAFKA_JARS_RECORD") == "1":
+        record_sums(lib, SUMS)
     if done.exists():
         verified = lib / VERIFIED
         if not (verified.exists() and verified.read_text() == SUMS.read_text()):
@@ -103,9 +105,20 @@ def fetch_jars(*, quiet: bool = False) -> Path:
         ],
         check=True,
     )
+    if os.environ.get("KAFKA_JARS_RECORD") == "1":  # `make kafka-sums`: after a pom change
+        record_sums(lib, SUMS)
     verify_jars(lib, SUMS)
     done.touch()
     return lib
+
+
+def record_sums(lib: Path, sums: Path) -> None:
+    """Write `sums` from the jars in `lib` (a deliberate act: review the diff in git)."""
+    lines = [
+        f"{hashlib.sha256(jar.read_bytes()).hexdigest()}  {jar.name}\n"
+        for jar in sorted(lib.glob("*.jar"))
+    ]
+    sums.write_text("".join(lines))
 
 
 MIN_JAVA = 17  # Kafka 4.x brokers

@@ -65,17 +65,43 @@ def test_a_postgres_that_dies_while_starting_fails_at_once(tmp_path: Path) -> No
     assert time.monotonic() - started < 30, "it must not wait out its 60 s timeout"
 
 
-def test_make_infra_says_in_one_line_that_maven_is_missing(tmp_path: Path) -> None:
-    empty = tmp_path / "bin"
-    empty.mkdir()
+@pytest.mark.parametrize(
+    ("java", "line"),
+    [
+        (
+            None,
+            "java not found: Java runs the Kafka broker"
+            " (Debian: apt install openjdk-17-jre-headless)",
+        ),
+        (
+            'openjdk version "11.0.20"',
+            "java 11 is too old: 17+ is needed (Java runs the Kafka broker)",
+        ),
+        (
+            'openjdk version "17.0.15"',
+            "mvn not found: Maven resolves Kafka's jars; or set KAFKA_HOME"
+            " (Debian: apt install maven)",
+        ),
+    ],
+    ids=["no java", "old java", "no maven"],
+)
+def test_make_infra_says_in_one_line_what_tool_is_missing(
+    tmp_path: Path, java: str | None, line: str
+) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    if java is not None:
+        (tools / "java").write_text(f"#!/bin/sh\necho '{java}' >&2\n")
+        (tools / "java").chmod(0o755)
+    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "scripts.stack", "infra"],
         cwd=REPO,
         env={
-            "PATH": str(empty),
+            "PATH": str(tools),  # nothing else: /bin has the real java and mvn
             "PYTHONPATH": str(REPO),
             "ORDERS_STATE_DIR": str(tmp_path / "state"),  # no cached jars: Maven is needed
-            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",  # not contacted
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",  # never contacted
         },
         capture_output=True,
         text=True,
@@ -83,10 +109,8 @@ def test_make_infra_says_in_one_line_that_maven_is_missing(tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        "make infra: mvn not found: Maven resolves Kafka's jars; or set KAFKA_HOME "
-        "(Debian: apt install maven)"
-    ]
+    assert done.stderr.strip().splitlines() == [f"make infra: {line}"]
+    assert time.monotonic() - started < 20, "before anything is started or waited for"
 
 
 @pytest.mark.parametrize(

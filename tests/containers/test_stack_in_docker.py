@@ -325,3 +325,32 @@ def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say
     stack.make("down")
     assert stack.run("ps", "-q").strip() == ""
     say("make down: stopped")
+
+
+def test_the_standins_refuse_what_the_official_images_refuse(
+    engine: Engine, images: dict[str, str], say: Say
+) -> None:
+    """A stand-in that accepted more than the real image would prove too much."""
+    if images["postgres:17"] != "real":
+        done = subprocess.run(
+            ["docker", "run", "--rm", "postgres:17"],
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "superuser password is not specified" in done.stderr
+    if images["apache/kafka:4.2.0"] != "real":
+        done = subprocess.run(
+            ["docker", "run", "--rm", "-e", "KAFKA_NODE_ID=1", "apache/kafka:4.2.0"],
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "CLUSTER_ID is required" in done.stderr
+    say("stand-ins refuse a missing POSTGRES_PASSWORD and a missing CLUSTER_ID")

@@ -9,8 +9,8 @@ PYTEST := $(PY) -m pytest
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev infra test test-unit test-integration test-e2e test-faults lint format \
-        fetch-kafka migrate schemas lock clean up down logs ps image-wheels
+.PHONY: help install dev infra test test-unit test-integration test-e2e test-faults test-containers lint format \
+        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse standins kafka-sums
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -20,13 +20,17 @@ $(STAMP): requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	@touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (only when they changed)
 
-fetch-kafka: $(STAMP) ## Resolve Apache Kafka's jars with Maven into .state/ (once)
+fetch-kafka: $(STAMP) ## Resolve Apache Kafka's jars with Maven into .state/ (once), SHA-256 checked
 	$(PY) -m scripts.stack fetch
+
+kafka-sums: $(STAMP) ## After changing scripts/stack/kafka/pom.xml: record the jars' SHA-256 sums
+	KAFKA_JARS_RECORD=1 $(PY) -m scripts.stack fetch
+	git diff --stat scripts/stack/kafka/jars.sha256
 
 dev: $(STAMP) ## Run PostgreSQL, Kafka, api, relay and consumer on loopback; Ctrl-C stops all
 	$(PY) -m scripts.stack dev
@@ -60,6 +64,12 @@ test-e2e: $(STAMP) ## End-to-end tests (real processes, PostgreSQL and Kafka)
 test-faults: $(STAMP) ## Fault tests alone (kill -9, broker and database restarts)
 	$(PYTEST) tests/faults
 
+test-containers: $(STAMP) ## compose.yaml on a Docker engine: make up, restarts, make down
+	$(PYTEST) tests/containers/test_stack_in_docker.py
+
+standins: $(STAMP) ## Build local stand-ins for postgres, apache/kafka, python images (no registry)
+	$(PY) -m tests.containers.standins.build
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmark: sustained capacity, CPU per order, API and relay drains vs pgbench / raw producer
 	$(PY) -m bench $(BENCH_ARGS)
@@ -76,33 +86,41 @@ format: $(STAMP) ## Format and auto-fix with ruff
 schemas: $(STAMP) ## Regenerate the events' JSON Schemas in docs/events/ from the code
 	$(PY) -m app.events.schemas
 
-lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml (no index URLs recorded)
+lock: $(STAMP) ## Re-pin requirements*.txt from pyproject.toml, with hashes (no index URLs recorded)
 	$(PY) -m pip install --quiet uv
-	$(VENV)/bin/uv pip compile pyproject.toml -o requirements.txt --python-version 3.11 --no-header --quiet
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements-dev.txt --python-version 3.11 --no-header --quiet
+	$(VENV)/bin/uv pip compile pyproject.toml -o requirements.txt --python-version 3.11 --no-header --quiet --generate-hashes
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements-dev.txt --python-version 3.11 --no-header --quiet --generate-hashes
 
 clean: ## Remove local state (databases, Kafka data, cached jars) and caches
-	rm -rf .state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .state wheelhouse .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # --- Containers (compose.yaml, Containerfile; docs/containers.md) ----------------------
 # `docker compose` (v2) where it is installed, else the older `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-up: $(STAMP) ## Build the image and start everything in containers (Docker); waits for the API
+wheelhouse: $(STAMP) ## Download requirements.txt's wheels (hash-checked) for the image build
+	$(PY) -m scripts.wheelhouse
+
+# UP_SERVICES: start only these services (and what they depend on); empty means all.
+UP_SERVICES ?=
+
+up: wheelhouse ## Build the image and start everything in containers (Docker); waits for the API
 	$(PY) -m scripts.stack.tokens --init  # the local signing key (.state/auth/), as make dev
-	CURSOR_SECRET="$${CURSOR_SECRET:-$$(cat .state/auth/cursor-secret)}" $(COMPOSE) up -d --build
-	@api_port=$$($(COMPOSE) port api 8080 | head -n1 | sed 's/.*://'); \
-	api=$$($(COMPOSE) ps -q api); \
+	CURSOR_SECRET="$${CURSOR_SECRET:-$$(cat .state/auth/cursor-secret)}" $(COMPOSE) up -d --build $(UP_SERVICES)
+	@port() { $(COMPOSE) port "$$1" "$$2" 2>/dev/null | head -n1 | sed 's/.*://'; }; \
+	api_port=$$(port api 8080); \
 	printf 'waiting for the API to report healthy'; \
+	status=starting; \
 	for i in $$(seq 60); do \
-	  status=$$(docker inspect -f '{{.State.Health.Status}}' $$api 2>/dev/null); \
-	  [ "$$status" = healthy ] && break; printf .; sleep 2; \
+	  if $(COMPOSE) ps api | grep -q '(healthy)'; then status=healthy; break; fi; \
+	  printf .; sleep 2; \
 	done; echo " $$status"; \
 	echo; \
 	echo "  API            http://localhost:$$api_port   (docs: http://localhost:$$api_port/schema/docs)"; \
-	echo "  Kafka UI       http://localhost:8081"; \
-	echo "  Kafka          localhost:9092 from this machine, kafka:9092 between containers"; \
-	echo "  PostgreSQL     localhost:$$($(COMPOSE) port postgres 5432 | head -n1 | sed 's/.*://')"; \
+	ui_port=$$(port kafka-ui 8080); \
+	echo "  Kafka UI       $${ui_port:+http://localhost:$$ui_port}$${ui_port:-not started}"; \
+	echo "  Kafka          localhost:$$(port kafka 19092) from this machine, kafka:9092 between containers"; \
+	echo "  PostgreSQL     localhost:$$(port postgres 5432)"; \
 	echo; \
 	echo "  make logs · make ps · make down  (docs/containers.md)"; \
 	[ "$$status" = healthy ] || { echo "the API is not healthy yet: see 'make logs'"; exit 1; }

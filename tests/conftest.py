@@ -20,6 +20,7 @@ from app.db.engine import create_engine
 from scripts.stack.principals import FULFILLMENT, TopicPlan
 from tests.support.pipeline import Pipeline, Topics, pipeline
 from tests.support.servers import (
+    STARTED,
     KafkaServer,
     PostgresServer,
     copied_database,
@@ -30,6 +31,12 @@ from tests.support.servers import (
 )
 
 SESSION = f"test-{os.getpid()}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where PostgreSQL and Kafka came from (TEST_INFRA, tests/support/infra.py)."""
+    for name, source in STARTED.items():
+        terminalreporter.write_line(f"{name}: {source}")
 
 
 @pytest.fixture(scope="session")

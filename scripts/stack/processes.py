@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from scripts.stack.lifetime import die_with_parent
 from scripts.stack.paths import REPO
 
 SEEN_LINES = 500
@@ -72,7 +73,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            list(self.argv),
+            die_with_parent(self.argv, signal.SIGTERM),  # gone with us, however we die
             cwd=REPO,
             env=child_env(self.env),
             stdout=subprocess.PIPE,

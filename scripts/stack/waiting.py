@@ -13,6 +13,11 @@ class WaitTimeout(TimeoutError):
     """The condition did not hold before the deadline."""
 
 
+class GiveUp(RuntimeError):
+    """Raised by a condition when waiting longer cannot help: the process it waits on
+    has exited. `wait_for` lets it through at once instead of waiting out its timeout."""
+
+
 def wait_for(
     condition: Callable[[], T | None],
     *,
@@ -24,6 +29,7 @@ def wait_for(
 
     Exceptions raised by `condition` count as "not yet" (a port that refuses
     connections is simply not ready); the last one is chained to the timeout.
+    `GiveUp` is the exception: it ends the wait at once.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -32,6 +38,8 @@ def wait_for(
             result = condition()
             if result:
                 return result
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last_error = exc
         if time.monotonic() >= deadline:

@@ -11,13 +11,18 @@ from .readers import COMPOSE_FILE, Service, run_compose_config
 
 Resolver = Callable[[Mapping[str, str]], dict[str, Service]]
 
+# compose.yaml has no default password: every resolution gets one unless it names its own.
+PASSWORD = {"DB_PASSWORD": "compose-test-secret"}
+
 
 @pytest.fixture(scope="session")
 def resolve(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
-    """compose.yaml's services, resolved by Compose with `dotenv` as the .env file."""
+    """compose.yaml's services, resolved by Compose with `dotenv` (and a DB_PASSWORD,
+    unless it has one) as the .env file."""
     cache: dict[tuple[tuple[str, str], ...], dict[str, Service]] = {}
 
     def resolved(dotenv: Mapping[str, str]) -> dict[str, Service]:
+        dotenv = {**PASSWORD, **dotenv}
         key = tuple(sorted(dotenv.items()))
         if key not in cache:
             done = run_compose_config(COMPOSE_FILE, dotenv, tmp_path_factory.mktemp("compose"))
@@ -30,5 +35,5 @@ def resolve(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
 
 @pytest.fixture(scope="session")
 def services(resolve: Resolver) -> dict[str, Service]:
-    """compose.yaml as `make up` sees it on a fresh clone: no .env at all."""
+    """compose.yaml as `make up` sees it on a fresh clone whose .env sets DB_PASSWORD only."""
     return resolve({})

@@ -84,9 +84,27 @@ def environment(service: Service) -> dict[str, str]:
     }
 
 
+def _ports(service: Service) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port); Compose 2 prints mappings, Compose 1
+    prints `address:published:target/protocol` once an address is given."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+        else:
+            *address, host, target = str(port).split("/")[0].split(":")
+            found.append((":".join(address), int(host), int(target)))
+    return found
+
+
 def published(service: Service) -> dict[int, int]:
     """{host port: container port} for a service's published ports."""
-    return {int(port["published"]): int(port["target"]) for port in service.get("ports", [])}
+    return {host: target for _, host, target in _ports(service)}
+
+
+def published_addresses(service: Service) -> set[str]:
+    """The host addresses a service's ports are bound to ('' is every address)."""
+    return {address for address, _, _ in _ports(service)}
 
 
 def volumes(service: Service) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 
 from scripts.container import ROLES
 
-from .conftest import Resolver
+from .conftest import PASSWORD, Resolver
 from .readers import (
     COMPOSE_FILE,
     IMAGE_SERVICES,
@@ -21,6 +21,7 @@ from .readers import (
     environment,
     healthcheck_disabled,
     published,
+    published_addresses,
     run_compose_config,
     volumes,
 )
@@ -145,6 +146,19 @@ def test_published_ports(services: dict[str, Service]) -> None:
         assert published(services[name]) == {}, name
 
 
+def test_published_ports_are_on_loopback_unless_asked(resolve: Resolver) -> None:
+    for name in ("api", "kafka-ui", "postgres", "kafka"):
+        assert published_addresses(resolve({})[name]) == {"127.0.0.1"}, name
+    opened = resolve({"PUBLISH_HOST": "0.0.0.0", "KAFKA_PORT": "29092", "KAFKA_UI_PORT": "8090"})
+    for name in ("api", "kafka-ui", "postgres", "kafka"):
+        assert published_addresses(opened[name]) == {"0.0.0.0"}, name
+    assert published(opened["kafka-ui"]) == {8090: 8080}
+    kafka = opened["kafka"]
+    assert published(kafka) == {29092: 19092}
+    # The host's clients are sent back to the port they came in through.
+    assert "EXTERNAL://localhost:29092" in environment(kafka)["KAFKA_ADVERTISED_LISTENERS"]
+
+
 def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resolver) -> None:
     dotenv = {
         "DB_HOST": "localhost",  # what a .env for `make dev` says: not for containers
@@ -185,11 +199,33 @@ def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resol
     assert environment(stack["topic-init"])["TOPIC"] == "shop.orders"
 
 
-def test_an_empty_password_still_matches_between_postgres_and_the_app(resolve: Resolver) -> None:
-    stack = resolve({"DB_PASSWORD": ""})  # as in an unchanged copy of .env.example
+@pytest.mark.parametrize("dotenv", [{}, {"DB_PASSWORD": ""}], ids=["no .env", "empty"])
+def test_compose_refuses_to_run_without_a_database_password(
+    dotenv: dict[str, str], tmp_path: Path
+) -> None:
+    """No default password: an unchanged .env.example (empty) is refused, saying why."""
+    done = run_compose_config(COMPOSE_FILE, dotenv, tmp_path)
+    assert done.returncode != 0
+    assert "set DB_PASSWORD in .env" in done.stderr
+
+
+def test_the_password_set_is_the_one_postgres_and_the_app_get(resolve: Resolver) -> None:
+    stack = resolve({"DB_PASSWORD": "s3cret with 'quotes' & spaces"})
     password = environment(stack["postgres"])["POSTGRES_PASSWORD"]
-    assert password, "the postgres image refuses to start without a password"
+    assert password == "s3cret with 'quotes' & spaces"
     assert {environment(stack[name])["DB_PASSWORD"] for name in IMAGE_SERVICES} == {password}
+
+
+def test_our_services_run_without_privileges(services: dict[str, Service]) -> None:
+    for name in IMAGE_SERVICES:
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert [t.split(":")[0] for t in service["tmpfs"]] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"] and not service.get("cap_add"), name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["pids_limit"] > 0, name
+        limit = str(service.get("mem_limit") or service["deploy"]["resources"]["limits"]["memory"])
+        assert re.fullmatch(r"\d+[kmg]?b?", limit.lower()), (name, limit)
 
 
 def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
@@ -200,7 +236,7 @@ def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
     broken.write_text(
         text.replace("condition: service_completed_successfully", "condition: service_finished", 1)
     )
-    done = run_compose_config(broken, {}, tmp_path)
+    done = run_compose_config(broken, PASSWORD, tmp_path)
     assert done.returncode != 0
     assert "service_finished" in done.stderr or "condition" in done.stderr
 

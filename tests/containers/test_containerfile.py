@@ -62,17 +62,42 @@ def instructions(keyword: str, stage: list[Instruction] | None = None) -> list[I
     return [i for i in (stage or containerfile()) if i.keyword == keyword]
 
 
+def global_args() -> dict[str, str]:
+    """ARG defaults declared before the first FROM (what `${NAME}` in a FROM means)."""
+    found = {}
+    for line in CONTAINERFILE.read_text().splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG "):
+            name, _, default = line[4:].strip().partition("=")
+            found[name] = default
+    return found
+
+
+def base_image() -> str:
+    """The one base image of every stage, with its build argument's default."""
+    bases = {f.args.split()[0] for f in instructions("FROM")}
+    assert len(bases) == 1, f"the venv is copied between stages, so one base: {bases}"
+    (base,) = bases
+    match = re.fullmatch(r"\$\{(\w+)\}", base)
+    return global_args()[match[1]] if match else base
+
+
 def test_two_stages_on_one_slim_python() -> None:
     froms = instructions("FROM")
     assert len(froms) >= 2, "a build stage and a runtime stage"
-    bases = {f.args.split()[0] for f in froms}
-    assert len(bases) == 1, f"the venv is copied between stages, so one base: {bases}"
-    (base,) = bases
+    base = base_image()
     assert re.fullmatch(r"python:3\.\d+-slim(-[a-z]+)?", base), base
 
 
+def test_the_base_image_is_a_build_argument() -> None:
+    """A mirror's copy or a local stand-in can replace it without editing the file."""
+    assert {f.args.split()[0] for f in instructions("FROM")} == {"${PYTHON_IMAGE}"}
+    assert global_args()["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+
+
 def test_python_of_the_image_is_the_python_of_the_lock() -> None:
-    (base,) = {f.args.split()[0] for f in instructions("FROM")}
+    base = base_image()
     image_python = re.search(r"python:(3\.\d+)", base)[1]  # type: ignore[index]
     lock = re.search(r"--python-version (3\.\d+)", (REPO / "Makefile").read_text())
     assert lock and lock[1] == image_python, "requirements.txt is pinned for another Python"
@@ -85,13 +110,16 @@ def test_python_of_the_image_is_the_python_of_the_lock() -> None:
 
 def test_dependencies_are_the_pinned_requirements_from_wheels_only() -> None:
     text = CONTAINERFILE.read_text()
-    assert "://" not in text, "no URLs: packages come from the default index by name"
-    for forbidden in ("--index-url", "--extra-index-url", "--trusted-host", "--find-links"):
+    assert "://" not in text, "no URLs: packages come from the wheelhouse in the context"
+    for forbidden in ("--index-url", "--extra-index-url", "--trusted-host"):
         assert forbidden not in text
     assert (["requirements.txt"], "/tmp/requirements.txt") in copies(containerfile())
+    assert (["wheelhouse/"], "/tmp/wheelhouse/") in copies(containerfile())
     (install,) = [i for i in instructions("RUN") if "pip install" in i.args]
     words = install.args.split()
     assert {"--no-deps", "--only-binary=:all:", "--no-cache-dir"} <= set(words)
+    # No network in the build, and every wheel checked against its pinned hash.
+    assert {"--no-index", "--find-links=/tmp/wheelhouse", "--require-hashes"} <= set(words)
     assert words[words.index("--requirement") + 1] == "/tmp/requirements.txt"
     assert "pip check" in install.args, "prove the pinned closure is complete"
     assert install.stage != final_stage(containerfile())[0].stage, "pip stays in the build stage"
@@ -182,12 +210,26 @@ def test_build_context_is_what_the_containerfile_copies(tmp_path: Path) -> None:
     for path in sent:
         assert any(path == s or path.startswith(f"{s}/") for s in sources), f"{path} is sent"
     for source in sources:
+        if source == "wheelhouse" and not (REPO / source).is_dir():
+            continue  # made by `make wheelhouse`, not kept in git
         assert any(path == source or path.startswith(f"{source}/") for path in sent), source
     for kept_out in (".state/", ".venv/", ".git/", "tests/", "__pycache__/"):
         assert not [p for p in sent if p.startswith(kept_out) or f"/{kept_out}" in p], kept_out
     # The rules hold for files this checkout may not have (yet).
-    for name in (".env", ".state/dev/x", ".venv/bin/python", "app/__pycache__/x.pyc", "app/y.pyc"):
+    for name in (
+        ".env",
+        ".state/dev/x",
+        ".state/wheelhouse/k/a.whl",
+        ".venv/bin/python",
+        "app/__pycache__/x.pyc",
+        "app/y.pyc",
+        "wheelhouse/notes.txt",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     (tmp_path / "app" / "config.py").write_text("")
-    assert build_context(tmp_path, IGNORE_FILES[0]) == {"app/config.py"}
+    (tmp_path / "wheelhouse" / "a-1-py3-none-any.whl").write_text("")
+    assert build_context(tmp_path, IGNORE_FILES[0]) == {
+        "app/config.py",
+        "wheelhouse/a-1-py3-none-any.whl",
+    }

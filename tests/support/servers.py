@@ -1,10 +1,12 @@
-"""The PostgreSQL and Kafka servers a test session uses: given by the environment, or
-started privately (the same code `make dev` uses) and stopped when the session ends.
+"""The PostgreSQL and Kafka servers a test session uses: given by the environment (on
+loopback unless TEST_ALLOW_REMOTE=1), or started privately and stopped when the session
+ends — as local processes (the same code `make dev` uses) or, with TEST_INFRA=containers,
+as containers of compose.yaml's images through testcontainers (tests/support/infra.py).
 
-Started privately, both run as `make dev`'s do: PostgreSQL with passwords and one
-login per process, Kafka with SASL and ACLs. Each process of a test then runs as
-its own database user and Kafka principal (`identities`); the tests themselves
-act as the admin.
+Started as local processes, both run as `make dev`'s do: PostgreSQL with passwords and
+one login per process, Kafka with SASL and ACLs. Each process of a test then runs as
+its own database user and Kafka principal (`identities`); the tests themselves act as
+the admin.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+import pytest
 from alembic.config import Config
 
 from alembic import command
@@ -25,8 +28,25 @@ from scripts.stack import logins, principals
 from scripts.stack.kafka import LocalKafka, create_topics
 from scripts.stack.paths import REPO, free_port, state_dir
 from scripts.stack.postgres import LocalPostgres
+from tests.support.containers import (
+    KAFKA_IMAGE,
+    POSTGRES_IMAGE,
+    kafka_container,
+    postgres_container,
+)
+from tests.support.infra import broker_hosts, chosen_infra, database_host, refuse_remote
 
 TEMPLATE = "orders_template"
+# Where this session's servers came from, for the summary pytest prints at the end.
+STARTED: dict[str, str] = {}
+
+
+def _guard(name: str, hosts: list[str]) -> None:
+    """Stop the whole session, in one line, before touching a server not on loopback."""
+    try:
+        refuse_remote(name, hosts)
+    except SystemExit as refused:
+        pytest.exit(str(refused), returncode=2)
 
 
 @dataclass
@@ -60,8 +80,18 @@ class PostgresServer:
 def postgres_server(name: str) -> Iterator[PostgresServer]:
     given = os.environ.get("DATABASE_URL")
     if given:
+        _guard("DATABASE_URL", [database_host(given)])
+        STARTED["PostgreSQL"] = "given by DATABASE_URL"
         yield PostgresServer(given.replace("+psycopg", ""))
         return
+    if chosen_infra() == "containers":
+        with postgres_container() as url:
+            STARTED["PostgreSQL"] = (
+                f"TEST_INFRA=containers: {POSTGRES_IMAGE} at {url.split('@')[1]}"
+            )
+            yield PostgresServer(url)
+        return
+    STARTED["PostgreSQL"] = "TEST_INFRA=local: a local process"
     root = state_dir(name)
     server = LocalPostgres(
         root / "postgres", free_port(), fsync=False, settings={"max_connections": "300"}
@@ -159,8 +189,16 @@ def identities(
 def kafka_server(name: str) -> Iterator[KafkaServer]:
     given = os.environ.get("KAFKA_BROKERS")
     if given:
+        _guard("KAFKA_BROKERS", broker_hosts(given))
+        STARTED["Kafka"] = "given by KAFKA_BROKERS"
         yield KafkaServer(given)
         return
+    if chosen_infra() == "containers":
+        with kafka_container() as bootstrap:
+            STARTED["Kafka"] = f"TEST_INFRA=containers: {KAFKA_IMAGE} at {bootstrap}"
+            yield KafkaServer(bootstrap)
+        return
+    STARTED["Kafka"] = "TEST_INFRA=local: a local process"
     root = state_dir(name, "kafka")
     shutil.rmtree(root)
     root.mkdir()

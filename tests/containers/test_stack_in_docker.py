@@ -1,0 +1,363 @@
+"""The real compose.yaml on a real Docker engine, driven the way a user drives it.
+
+`make up` -> every service healthy -> the seed order confirmed -> `make down` ->
+`make up`: the order is still there (volumes) -> the relay's container SIGKILLed under a
+small load: its restart policy brings it back, and the audit (database and, through
+kcat, the topic) finds nothing lost and nothing doubled -> `make down`.
+
+The engine is whichever answers (DOCKER_HOST or the default socket), else a private
+dockerd when we are root (tests/containers/engine.py), else the test is skipped, saying
+why. Images a registry cannot give are replaced by the stand-ins of
+tests/containers/standins/ (their output names which). Kafka UI is left out: no
+stand-in for it (docs/containers.md). Progress is printed as it happens.
+
+The stack runs as its own Compose project with its own `--env-file`, on free loopback
+ports, so neither a developer's `.env` nor their `make up` stack is touched; its
+volumes are removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scripts.stack.paths import free_port
+from scripts.stack.tokens import dev_auth
+from scripts.stack.waiting import wait_for
+from tests.faults.audit import audit, settle
+from tests.faults.load import OrderLoad
+from tests.support.pipeline import SEED_ORDER, bearer
+
+from .engine import Engine, docker_engine
+from .readers import REPO, compose_command
+
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
+
+# Everything but kafka-ui, which has no stand-in (see the module docstring).
+SERVICES = ("postgres", "kafka", "topic-init", "migrate", "api", "relay", "consumer")
+LONG_RUNNING = ("postgres", "kafka", "api", "relay", "consumer")
+ONE_SHOT = ("migrate", "topic-init")
+TOPIC, DLQ_TOPIC = "orders", "orders.dlq"  # compose.yaml's defaults
+
+Say = Callable[[str], None]
+
+
+def staff_token() -> str:
+    """A staff token signed with the local key that `make up` mounts into the api (the
+    same one `make token ROLE=admin` prints)."""
+    return dev_auth().key.admin()
+
+
+def auth_headers() -> dict[str, str]:
+    """The one place a request of this test gets its credentials."""
+    return bearer(staff_token())
+
+
+@dataclass
+class Stack:
+    """One Compose project of compose.yaml, driven through the Makefile's targets."""
+
+    engine: Engine
+    project: str
+    env_file: Path
+    ports: dict[str, int]
+    password: str
+
+    @property
+    def compose(self) -> list[str]:
+        return [*compose_command(), "-p", self.project, "--env-file", str(self.env_file)]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Nothing from the caller's environment that compose.yaml could interpolate."""
+        keep = ("PATH", "HOME", "LANG", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG")
+        return {key: self.engine.env[key] for key in keep if key in self.engine.env}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['HTTP_PORT']}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.ports['DB_PORT']}/orders"
+
+    @property
+    def brokers(self) -> str:
+        return f"127.0.0.1:{self.ports['KAFKA_PORT']}"
+
+    def make(self, target: str) -> str:
+        """`make <target>` in the checkout with this project's Compose command; its output."""
+        done = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(REPO),
+                target,
+                f"COMPOSE={' '.join(self.compose)}",
+                f"UP_SERVICES={' '.join(SERVICES)}",
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, f"make {target} failed:\n{done.stdout[-4000:]}{done.stderr}"
+        return done.stdout
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [*self.compose, *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"compose {args} failed:\n{done.stderr}"
+        return done.stdout
+
+    def state(self, service: str) -> dict[str, Any]:
+        """The service's container's State (and RestartCount), from the engine."""
+        container = self.run("ps", "-q", service).strip()
+        if not container:
+            return {}
+        found = json.loads(self.engine.docker("inspect", container))[0]
+        return {**found["State"], "RestartCount": found["RestartCount"]}
+
+    def host_config(self, service: str) -> dict[str, Any]:
+        container = self.run("ps", "-q", service).strip()
+        config: dict[str, Any] = json.loads(self.engine.docker("inspect", container))[0][
+            "HostConfig"
+        ]
+        return config
+
+    def logs(self, service: str) -> str:
+        return self.run("logs", "--no-color", "--tail=40", service)
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Every long-running service healthy, every one-shot job exited 0; fail fast
+        (with its logs) when a container exits that should not, or a job fails."""
+
+        def ready() -> bool:
+            done = True
+            for service in ONE_SHOT:
+                state = self.state(service)
+                if state.get("Status") == "exited" and state["ExitCode"] != 0:
+                    raise AssertionError(f"{service} failed:\n{self.logs(service)}")
+                done = done and state.get("Status") == "exited"
+            for service in LONG_RUNNING:
+                state = self.state(service)
+                if state.get("Status") == "exited":
+                    raise AssertionError(f"{service} exited:\n{self.logs(service)}")
+                done = done and state.get("Health", {}).get("Status") == "healthy"
+            return done
+
+        wait_for(ready, timeout=timeout, interval=1, what="every service healthy")
+
+    def health_line(self) -> str:
+        parts = [f"{s} {self.state(s).get('Health', {}).get('Status')}" for s in LONG_RUNNING]
+        parts += [f"{s} exited {self.state(s).get('ExitCode')}" for s in ONE_SHOT]
+        return ", ".join(parts)
+
+
+@pytest.fixture(scope="module")
+def say(pytestconfig: pytest.Config) -> Say:
+    """Print progress as it happens, past pytest's output capture."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    started = time.monotonic()
+
+    def printer(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"[containers +{time.monotonic() - started:5.0f}s] {message}", flush=True)
+
+    return printer
+
+
+@pytest.fixture(scope="module")
+def engine(say: Say) -> Iterator[Engine]:
+    with docker_engine() as found:
+        if not found.available:
+            pytest.skip(f"container test: {found.skip_reason}")
+        how = f"private dockerd (pid {found.private_pid})" if found.private_pid else "as found"
+        version = found.docker("version", "--format", "{{.Server.Version}}").strip()
+        say(f"Docker engine {version}, {how}, at {found.env.get('DOCKER_HOST', 'default socket')}")
+        yield found
+    if found.private_pid:
+        say(f"stopped the private dockerd (pid {found.private_pid})")
+
+
+@pytest.fixture(scope="module")
+def images(engine: Engine, say: Say) -> dict[str, str]:
+    """Real images where present or pullable, stand-ins otherwise: {image: 'real'|key}."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.containers.standins.build"],
+        cwd=REPO,
+        env={**engine.env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, f"building the stand-ins failed:\n{done.stderr[-4000:]}"
+    kinds = {}
+    for image in ("postgres:17", "apache/kafka:4.2.0", "python:3.11-slim-bookworm"):
+        label = engine.docker(
+            "image", "inspect", "-f", '{{index .Config.Labels "orders.standin"}}', image
+        ).strip()
+        kinds[image] = "real" if label in {"", "<no value>"} else f"stand-in {label}"
+    say(f"images ready in {time.monotonic() - started:.0f} s: {kinds}")
+    return kinds
+
+
+@pytest.fixture
+def stack(engine: Engine, images: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
+    ports = {name: free_port() for name in ("HTTP_PORT", "DB_PORT", "KAFKA_PORT", "KAFKA_UI_PORT")}
+    password = secrets.token_urlsafe(16)
+    env_file = tmp_path / "compose.env"
+    settings = {**ports, "DB_PASSWORD": password, "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    created = Stack(engine, f"orders-ctest-{uuid.uuid4().hex[:8]}", env_file, ports, password)
+    try:
+        yield created
+    finally:  # whatever happened: no containers, no volumes, no network left behind
+        subprocess.run(
+            [*created.compose, "down", "--volumes", "--remove-orphans", "--timeout", "10"],
+            cwd=REPO,
+            env=created.env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+
+def order_of(stack: Stack, order_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        f"{stack.api_url}/api/v1/orders/{order_id}", headers=auth_headers(), timeout=10
+    )
+    response.raise_for_status()
+    order: dict[str, Any] = response.json()["order"]
+    return order
+
+
+def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say) -> None:
+    started = time.monotonic()
+    summary = stack.make("up")
+    say(f"make up done in {time.monotonic() - started:.0f} s; it printed:")
+    for line in summary.splitlines()[-9:]:
+        say(f"    {line}")
+    stack.wait_healthy(timeout=240)
+    say(f"healthy: {stack.health_line()}")
+    for service in ("api", "relay", "consumer"):
+        config = stack.host_config(service)
+        assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"], service
+        assert "no-new-privileges:true" in config["SecurityOpt"], service
+        assert config["Memory"] > 0 and config["PidsLimit"] > 0, service
+    wrote = stack.engine.docker(
+        "exec", stack.run("ps", "-q", "api").strip(), "sh", "-c", "touch /app/x 2>&1; echo $?"
+    )
+    assert "Read-only file system" in wrote and not wrote.strip().endswith("\n0"), wrote
+    say("api, relay, consumer: read-only root, no capabilities, no-new-privileges, limits")
+
+    created = httpx.post(
+        f"{stack.api_url}/api/v1/orders", json=SEED_ORDER, headers=auth_headers(), timeout=10
+    )
+    assert created.status_code == 201, created.text
+    seed = created.json()["order"]
+    wait_for(
+        lambda: order_of(stack, seed["id"])["status"] == "confirmed",
+        timeout=90,
+        what="the seed order confirmed",
+    )
+    say(f"seed order {seed['id']} created and confirmed (total {seed['total_amount']})")
+
+    stack.make("down")
+    assert stack.run("ps", "-q").strip() == "", "make down left containers running"
+    say("make down: no containers left (volumes kept)")
+    started = time.monotonic()
+    stack.make("up")
+    stack.wait_healthy(timeout=240)
+    again = order_of(stack, seed["id"])
+    assert (again["status"], again["total_amount"]) == ("confirmed", seed["total_amount"])
+    say(f"make up again in {time.monotonic() - started:.0f} s: the seed order is still confirmed")
+
+    load = OrderLoad(api_url=stack.api_url, total=120, rate=12, token=staff_token()).start()
+    wait_for(lambda: load.sent >= 30, timeout=60, what="30 orders sent")
+    before = stack.state("relay")
+    os.kill(before["Pid"], signal.SIGKILL)  # as the OOM killer would: not `docker stop`
+    say(f"SIGKILLed the relay's process (pid {before['Pid']}) after {load.sent} orders")
+
+    def restarted() -> bool:
+        now = stack.state("relay")
+        return now.get("RestartCount", 0) > before["RestartCount"] and now.get("Running", False)
+
+    wait_for(restarted, timeout=60, interval=0.5, what="the relay restarted by its policy")
+    say(f"the relay's container restarted (restart count {stack.state('relay')['RestartCount']})")
+    load.wait(timeout=180)
+    assert not load.failures, load.failures[:5]
+    stack.wait_healthy(timeout=120)
+    settle(stack.database_url, timeout=120)
+    result = audit(
+        stack.database_url,
+        {"bootstrap.servers": stack.brokers},  # compose's broker is PLAINTEXT (README)
+        TOPIC,
+        DLQ_TOPIC,
+        accepted={*load.accepted.values(), seed["id"]},
+    )
+    say(
+        f"audit: {result.orders} orders, {len(result.lost)} lost, {len(result.doubled)} doubled, "
+        f"{len(result.unconfirmed)} unconfirmed, {len(result.order_violations)} out of order; "
+        f"{result.kafka_records} records on the topic ({result.duplicates_on_kafka} redelivered)"
+    )
+    assert result.orders == len(load.accepted) + 1
+    assert result.clean, result
+    assert result.dlq == []
+
+    stack.make("down")
+    assert stack.run("ps", "-q").strip() == ""
+    say("make down: stopped")
+
+
+def test_the_standins_refuse_what_the_official_images_refuse(
+    engine: Engine, images: dict[str, str], say: Say
+) -> None:
+    """A stand-in that accepted more than the real image would prove too much."""
+    if images["postgres:17"] != "real":
+        done = subprocess.run(
+            ["docker", "run", "--rm", "postgres:17"],
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "superuser password is not specified" in done.stderr
+    if images["apache/kafka:4.2.0"] != "real":
+        done = subprocess.run(
+            ["docker", "run", "--rm", "-e", "KAFKA_NODE_ID=1", "apache/kafka:4.2.0"],
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "CLUSTER_ID is required" in done.stderr
+    say("stand-ins refuse a missing POSTGRES_PASSWORD and a missing CLUSTER_ID")

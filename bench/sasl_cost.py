@@ -83,8 +83,8 @@ def main() -> None:
             runs = [send(kafka, args.messages) for _ in range(args.runs)]
         rate = statistics.median(r[0] for r in runs)
         first = statistics.median(r[1] for r in runs)
-        mode = "SASL_PLAINTEXT + ACLs" if secured else "PLAINTEXT, no ACLs "
-        print(f"  {mode}  {rate:>9,.0f} events/s   first ack after {first * 1000:,.0f} ms")
+        mode = "SASL_PLAINTEXT + ACLs" if secured else "PLAINTEXT, no ACLs"
+        print(f"  {mode:<22}{rate:>9,.0f} events/s   first ack after {first * 1000:,.0f} ms")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def main() -> int:
         interface=Interfaces.ASGI,
         workers=settings.http.workers,
         loop=Loops.uvloop,
-        # Requests beyond this per worker wait in the listen backlog, not in memory.
+        # Connections beyond this per worker wait in the listen backlog, not in memory. It
+        # counts connections still sending their headers too, so it must be far above what
+        # slow clients can hold (HTTP_HEADER_TIMEOUT bounds how long each holds one).
         backpressure=settings.http.max_concurrency,
         # A client gets HTTP_HEADER_TIMEOUT to send its headers (HTTP_BODY_TIMEOUT for the
         # body: app.http.limits); trickling ones are cut off instead of holding a slot.

@@ -191,7 +191,9 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
             host=env.text("HTTP_HOST", "127.0.0.1"),
             port=env.integer("HTTP_PORT", 8080, low=1, high=65535),
             workers=env.integer("HTTP_WORKERS", 1, low=1, high=64),
-            max_concurrency=env.integer("HTTP_MAX_CONCURRENCY", 64, low=1, high=10_000),
+            # granian's backpressure counts connections, a slow one included: 64 let 1,000
+            # trickling clients starve everyone (tests/e2e/test_slow_clients.py).
+            max_concurrency=env.integer("HTTP_MAX_CONCURRENCY", 2048, low=1, high=10_000),
             max_body_bytes=env.integer("HTTP_MAX_BODY_BYTES", 64 * 1024, low=1024),
             max_items=env.integer("ORDER_MAX_ITEMS", 100, low=1, high=10_000),
             max_page_size=env.integer("HTTP_MAX_PAGE_SIZE", 100, low=1, high=1000),

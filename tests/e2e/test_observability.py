@@ -234,7 +234,7 @@ def test_api_metrics_add_up_across_workers(
     ):
         for _ in range(40):  # spread over both workers by the kernel
             assert client.get("/health/live", headers={"Connection": "close"}).status_code == 200
-        text = client.get("/metrics").text
+        text = httpx.get(running.metrics_url).text  # the API's metrics port, not its own
     assert (
         sample(text, 'orders_http_requests_total{method="GET",route="/health/live",status="200"}')
         == 40

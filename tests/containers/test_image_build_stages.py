@@ -34,6 +34,7 @@ from alembic.script import ScriptDirectory
 
 from scripts.stack.paths import free_port
 from scripts.stack.waiting import wait_for
+from tests.support.pipeline import auth_env
 from tests.support.servers import PostgresServer
 
 from .readers import (
@@ -268,7 +269,9 @@ def test_api_role_serves_and_passes_the_image_healthcheck(
     assert migrated.returncode == 0
     api = services["api"]
     port = free_port()
-    env = image.run_env(api, **database, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port))
+    env = image.run_env(
+        api, **database, **auth_env(tmp_path), HTTP_HOST="127.0.0.1", HTTP_PORT=str(port)
+    )
     log = tmp_path / "api.log"
     with started(image, api["command"], env, log) as process:
         wait_until(process, log, lambda: image.run(image.healthcheck, env).returncode == 0)

@@ -26,6 +26,7 @@ import pytest
 
 from scripts.stack.kafka import LocalKafka
 from scripts.stack.paths import free_port, state_dir
+from scripts.stack.principals import FULFILLMENT, TopicPlan
 from scripts.stack.processes import ManagedProcess
 from scripts.stack.waiting import wait_for
 from tests.faults.conftest import Scenario, _scenario
@@ -265,13 +266,16 @@ class ProxiedKafka(LocalKafka):
         extra = {
             "listeners=": f",CLIENT://127.0.0.1:{self.client_port}",
             "advertised.listeners=": f",CLIENT://127.0.0.1:{self.proxy_port}",
-            "listener.security.protocol.map=": ",CLIENT:PLAINTEXT",
+            "listener.security.protocol.map=": ",CLIENT:SASL_PLAINTEXT",
         }
+        # The relay logs in here as itself, as on the broker's own listener (SCRAM).
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        extra_lines = [f"listener.name.client.scram-sha-512.sasl.jaas.config={scram}"]
         lines = [
             line + next((tail for head, tail in extra.items() if line.startswith(head)), "")
             for line in config.read_text().splitlines()
         ]
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text("\n".join([*lines, *extra_lines]) + "\n")
         return config
 
 
@@ -303,7 +307,9 @@ def test_relay_to_kafka_held_is_given_up_and_replaced(
     with proxied_kafka() as (kafka, proxy):
         name = f"orders-{uuid.uuid4().hex[:10]}"
         topics = Topics(orders=name, dlq=f"{name}.dlq")
-        kafka.create_topics({topics.orders: 6, topics.dlq: 1})
+        kafka.create_topics({topics.orders: 6, topics.dlq: 1, topics.fulfillment: 6})
+        inbound = {FULFILLMENT: (topics.fulfillment,)}
+        kafka.grant(TopicPlan(topics.orders, topics.dlq, f"group-{name}", inbound=inbound))
         with _scenario(
             request, url, postgres, kafka, topics, tmp_path, ("api", "consumer")
         ) as scenario:

@@ -50,6 +50,8 @@ class Results(msgspec.Struct, kw_only=True):
     cpu_per_order: CpuPerUnit | None = None
     pgbench_cpu: CpuPerUnit | None = None  # pgbench's best run, per transaction
     relay_drains: list[DrainVsRaw] = msgspec.field(default_factory=list)
+    # The first key count once more with RELAY_FENCING=false: what fencing costs.
+    relay_drain_unfenced: DrainVsRaw | None = None
     memory: dict[str, Memory]
     cpu_cores: dict[str, dict[str, float]]  # phase -> role -> cores used on average
     rss_mb_by_phase: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)

@@ -66,6 +66,7 @@ class Collected:
     open: list[LoadResult] = field(default_factory=list)
     e2e: list[EndToEndRun] = field(default_factory=list)  # one per `open`, in the same order
     drains: list[DrainVsRaw] = field(default_factory=list)
+    unfenced: DrainVsRaw | None = None
     capacity: Capacity | None = None
     orders_cpu: CpuPerUnit | None = None
     pgbench_cpu: CpuPerUnit | None = None
@@ -120,6 +121,7 @@ class Run:
             self._warm_raw_producer(conn)
             for count in s.key_counts:
                 self.out.drains.append(self._drain_at(conn, count))
+            self.out.unfenced = self._drain_at(conn, s.key_counts[0], fencing=False)
 
     def _warm_raw_producer(self, conn: Sql) -> None:
         """Kafka has just started: its first produce requests are slow (JIT, leaders, files),
@@ -130,31 +132,34 @@ class Run:
         baselines.raw_producer(self.stack.kafka_client(principals.RELAY), RAW_TOPIC, messages)
         relay_drain.clear(conn, DRAIN_TOPIC)
 
-    def _drain_at(self, conn: Sql, keys: int) -> DrainVsRaw:
-        """One cardinality: a fresh backlog, the raw producer on its messages, a fresh relay."""
+    def _drain_at(self, conn: Sql, keys: int, *, fencing: bool = True) -> DrainVsRaw:
+        """One cardinality: a fresh backlog, the raw producer on its messages, a fresh relay
+        (`fencing=False`: one idempotent pipelined producer, RELAY_FENCING=false)."""
+        relay_env = {} if fencing else {"RELAY_FENCING": "false"}
+        label = f"{keys:,} keys" + ("" if fencing else ", fencing off")
         rows = self.settings.drain_rows
         self.stack.stop("relay")  # each drain starts its own relay, as the first one did
         relay_drain.clear(conn, DRAIN_TOPIC)
         relay_drain.fill(conn, DRAIN_TOPIC, rows, keys)
         with step("reading the backlog for the raw producer"):
             messages = relay_drain.messages(conn, DRAIN_TOPIC)
-        with self.measured(f"raw producer, {keys:,} keys"):
+        with self.measured(f"raw producer, {label}"):
             raw = baselines.raw_producer(
                 self.stack.kafka_client(principals.RELAY), RAW_TOPIC, messages
             )
         del messages
-        with self.measured(f"relay drain, {keys:,} keys"):
+        with self.measured(f"relay drain, {label}"):
             drained = relay_drain.drain(
                 conn,
                 DRAIN_TOPIC,
                 rows,
-                lambda: self.stack.start("relay"),
+                lambda: self.stack.start("relay", relay_env),
                 batch_size=self.stack.settings.relay.batch_size,
                 keys=keys,
             )
         pair = DrainVsRaw(keys, drained, raw)
         console.log(
-            f"{keys:,} keys: relay {drained.events_per_s:,.0f} events/s (a batch every "
+            f"{label}: relay {drained.events_per_s:,.0f} events/s (a batch every "
             f"{drained.batch_cycle_ms:,.0f} ms), raw producer {raw.events_per_s:,.0f}/s: "
             f"{pair.share:.0%}"
         )
@@ -372,6 +377,7 @@ class Run:
             api_open_loop=out.open,
             end_to_end=out.e2e,
             relay_drains=out.drains,
+            relay_drain_unfenced=out.unfenced,
             capacity=out.capacity,
             cpu_per_order=out.orders_cpu,
             pgbench_cpu=out.pgbench_cpu,

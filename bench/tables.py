@@ -145,9 +145,12 @@ def _closed_loop_table(results: Results) -> TableData:
 def _drain_table(results: Results) -> TableData | None:
     if not results.relay_drains:
         return None
+    fenced = [(f"{pair.keys:,}", pair) for pair in results.relay_drains]
+    unfenced = results.relay_drain_unfenced
+    labelled = fenced + ([(f"{unfenced.keys:,}, fencing off", unfenced)] if unfenced else [])
     rows = [
         [
-            f"{pair.keys:,}",
+            label,
             f"{pair.drain.rows:,}",
             f"{pair.drain.events_per_s:,.0f}",
             f"{pair.raw.events_per_s:,.0f}",
@@ -156,7 +159,7 @@ def _drain_table(results: Results) -> TableData | None:
             f"{pair.drain.wall_seconds:.1f}",
             str(pair.drain.failed_attempts),
         ]
-        for pair in results.relay_drains
+        for label, pair in labelled
     ]
     header = [
         "keys",

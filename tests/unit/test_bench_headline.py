@@ -147,3 +147,12 @@ def test_a_schema_1_file_still_loads_without_a_headline() -> None:
     assert results.headline is None
     assert results.relay_drains == []
     assert "Headline" not in report.markdown(results)
+
+
+def test_the_unfenced_drain_is_a_row_of_its_own_in_the_drain_table() -> None:
+    results = results_with(full(), cores="2")
+    results.relay_drains = [pair(10_000, 4_000, 50_000), pair(1, 1_000, 50_000)]
+    results.relay_drain_unfenced = pair(10_000, 13_000, 50_000)
+    text = report.markdown(results)
+    assert "| 10,000, fencing off | 10,000 | 13,000 |" in text
+    assert "| 1 | 10,000 | 1,000 |" in text

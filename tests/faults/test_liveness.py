@@ -185,6 +185,78 @@ def test_consumer_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: 
     assert flowing <= FLOWING_WITHIN, scenario.recovery
 
 
+def test_consumer_to_postgres_all_held_flows_after_release(api_only_scenario: Scenario) -> None:
+    """Every connection of the consumer's held, new ones too, until it has given up and
+    then some: once the proxy lets go, it must not be found asleep in a long back-off."""
+    scenario, url = api_only_scenario, api_only_scenario.database_url
+    with tcp_proxy(*target_of(url)) as proxy:
+        scenario.pipeline.start("relay")
+        scenario.pipeline.start("consumer", {"DATABASE_URL": url_through(proxy, url)})
+        scenario.send(total=500, rate=20)
+        _working(url)
+        assert proxy.hold_all() >= 1
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "consumer", ABANDONED), held, 60, "the consumer to give up"
+        )
+        # Held a little past its first give-up, so that it has retried into the silence.
+        wait_for(lambda: time.monotonic() - held >= 20, timeout=30, what="20 s all held")
+        since = _now(url)
+        proxy.release()
+        released = time.monotonic()
+        after_release = _seconds_until(
+            lambda: _confirmed_since(url, since), released, 60, "confirmations after the release"
+        )
+        scenario.recovery = {"noticed": noticed, "flowing after release": after_release}
+        result = scenario.finish()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert after_release <= FLOWING_WITHIN, scenario.recovery
+
+
+def _created_since(url: str, since: datetime) -> bool:
+    return _count(url, "SELECT count(*) FROM orders WHERE created_at > %s", since) > 0
+
+
+def test_api_to_postgres_held_is_abandoned_and_orders_keep_coming(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    kafka: KafkaServer,
+    topics: Topics,
+    tmp_path: Path,
+) -> None:
+    """The API's pooled connections held while new ones pass: the requests waiting on them
+    fail with 503 (the load retries them with their idempotency keys) and the held
+    connections are abandoned within the bound, while new connections take the orders."""
+    url = database_url
+    with (
+        tcp_proxy(*target_of(url)) as proxy,
+        _scenario(
+            request, url, postgres, kafka, topics, tmp_path, ("relay", "consumer")
+        ) as scenario,
+    ):
+        api_url = scenario.pipeline.identities["api"]["DATABASE_URL"]
+        scenario.pipeline.start("api", {"DATABASE_URL": url_through(proxy, api_url)})
+        scenario.send(total=600, rate=20)
+        _working(url)
+        since = _now(url)
+        assert proxy.hold_existing() >= 1
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "api", ABANDONED), held, 60, "the API to give up"
+        )
+        accepting = _seconds_until(
+            lambda: _created_since(url, since), held, 60, "orders accepted again"
+        )
+        scenario.recovery = {"noticed": noticed, "accepting": accepting}
+        result = scenario.finish()
+        proxy.release()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert accepting <= FLOWING_WITHIN, scenario.recovery
+
+
 def test_a_relay_frozen_for_45s_loses_its_shards_to_the_live_one(scenario: Scenario) -> None:
     url = scenario.database_url
     frozen = scenario.pipeline.processes["relay"][0]

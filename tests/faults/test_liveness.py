@@ -26,6 +26,7 @@ import pytest
 
 from scripts.stack.kafka import LocalKafka
 from scripts.stack.paths import free_port, state_dir
+from scripts.stack.principals import FULFILLMENT, TopicPlan
 from scripts.stack.processes import ManagedProcess
 from scripts.stack.waiting import wait_for
 from tests.faults.conftest import Scenario, _scenario
@@ -334,15 +335,20 @@ class ProxiedKafka(LocalKafka):
 
     def _write_config(self) -> Path:
         config = super()._write_config()
+        # The CLIENT listener authenticates as the main one does (SCRAM, same users).
+        protocol = "SASL_PLAINTEXT" if self.secured else "PLAINTEXT"
         extra = {
             "listeners=": f",CLIENT://127.0.0.1:{self.client_port}",
             "advertised.listeners=": f",CLIENT://127.0.0.1:{self.proxy_port}",
-            "listener.security.protocol.map=": ",CLIENT:PLAINTEXT",
+            "listener.security.protocol.map=": f",CLIENT:{protocol}",
         }
-        lines = [
-            line + next((tail for head, tail in extra.items() if line.startswith(head)), "")
-            for line in config.read_text().splitlines()
-        ]
+        lines = []
+        for line in config.read_text().splitlines():
+            lines.append(line + next((t for head, t in extra.items() if line.startswith(head)), ""))
+            if line.startswith("listener.name.sasl_plaintext."):
+                lines.append(
+                    line.replace("listener.name.sasl_plaintext.", "listener.name.client.", 1)
+                )
         config.write_text("\n".join(lines) + "\n")
         return config
 
@@ -364,6 +370,17 @@ def proxied_kafka() -> Iterator[tuple[KafkaServer, TcpProxy]]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _proxied_topics(kafka: KafkaServer) -> Topics:
+    """This test's topics on its own broker, with each process's ACLs (as tests/conftest.py's
+    `topics` fixture grants them on the shared one)."""
+    name = f"orders-{uuid.uuid4().hex[:10]}"
+    topics = Topics(orders=name, dlq=f"{name}.dlq")
+    kafka.create_topics({topics.orders: 6, topics.dlq: 1, topics.fulfillment: 6})
+    inbound = {FULFILLMENT: (topics.fulfillment,)}
+    kafka.grant(TopicPlan(topics.orders, topics.dlq, f"group-{name}", inbound=inbound))
+    return topics
+
+
 def test_relay_to_kafka_held_is_given_up_and_replaced(
     request: pytest.FixtureRequest,
     database_url: str,
@@ -373,9 +390,7 @@ def test_relay_to_kafka_held_is_given_up_and_replaced(
     """The relay's connections to Kafka (producers, transaction coordinator) held."""
     url = database_url
     with proxied_kafka() as (kafka, proxy):
-        name = f"orders-{uuid.uuid4().hex[:10]}"
-        topics = Topics(orders=name, dlq=f"{name}.dlq")
-        kafka.create_topics({topics.orders: 6, topics.dlq: 1})
+        topics = _proxied_topics(kafka)
         with _scenario(
             request, url, postgres, kafka, topics, tmp_path, ("api", "consumer")
         ) as scenario:
@@ -392,6 +407,36 @@ def test_relay_to_kafka_held_is_given_up_and_replaced(
                 lambda: _published_since(url, since), held, 60, "the relay to publish again"
             )
             scenario.recovery = {"noticed": noticed, "flowing": flowing}
+            result = scenario.finish()
+            proxy.release()
+    assert result.clean, result
+    assert flowing <= FLOWING_WITHIN, scenario.recovery
+
+
+def test_consumer_to_kafka_held_is_given_up_and_replaced(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """The consumer's connections to Kafka (fetches, group coordinator) held while new ones
+    pass: it must notice, rejoin its group through a new connection and confirm again."""
+    url = database_url
+    with proxied_kafka() as (kafka, proxy):
+        topics = _proxied_topics(kafka)
+        with _scenario(
+            request, url, postgres, kafka, topics, tmp_path, ("api", "relay")
+        ) as scenario:
+            scenario.pipeline.start("consumer", {"KAFKA_BROKERS": f"127.0.0.1:{proxy.port}"})
+            scenario.send(total=600, rate=20)
+            _working(url)
+            since = _now(url)
+            assert proxy.hold_existing() >= 2
+            held = time.monotonic()
+            flowing = _seconds_until(
+                lambda: _confirmed_since(url, since), held, 90, "confirmations to flow again"
+            )
+            scenario.recovery = {"flowing": flowing}
             result = scenario.finish()
             proxy.release()
     assert result.clean, result

@@ -29,6 +29,10 @@ SLIM_HEADER_BYTES = 1024
 _TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 LAG_EVERY = 5.0
 BATCH_LINGER = 0.005  # seconds
+# A request unanswered this long is given up and its connection closed, so a half-open
+# connection (fetches, the group coordinator) is replaced by a new one in seconds rather
+# than librdkafka's default 60 s; fetches wait at most 0.5 s at the broker, so far below it.
+REQUEST_TIMEOUT_MS = 10_000
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -87,6 +91,7 @@ class KafkaEventSource:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": session_timeout_ms,
                 "heartbeat.interval.ms": max(100, session_timeout_ms // 10),
+                "socket.timeout.ms": REQUEST_TIMEOUT_MS,
                 "log_level": 3,
             }
         )

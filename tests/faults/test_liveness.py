@@ -186,6 +186,78 @@ def test_consumer_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: 
     assert flowing <= FLOWING_WITHIN, scenario.recovery
 
 
+def test_consumer_to_postgres_all_held_flows_after_release(api_only_scenario: Scenario) -> None:
+    """Every connection of the consumer's held, new ones too, until it has given up and
+    then some: once the proxy lets go, it must not be found asleep in a long back-off."""
+    scenario, url = api_only_scenario, api_only_scenario.database_url
+    with tcp_proxy(*target_of(url)) as proxy:
+        scenario.pipeline.start("relay")
+        scenario.pipeline.start("consumer", {"DATABASE_URL": url_through(proxy, url)})
+        scenario.send(total=500, rate=20)
+        _working(url)
+        assert proxy.hold_all() >= 1
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "consumer", ABANDONED), held, 60, "the consumer to give up"
+        )
+        # Held a little past its first give-up, so that it has retried into the silence.
+        wait_for(lambda: time.monotonic() - held >= 20, timeout=30, what="20 s all held")
+        since = _now(url)
+        proxy.release()
+        released = time.monotonic()
+        after_release = _seconds_until(
+            lambda: _confirmed_since(url, since), released, 60, "confirmations after the release"
+        )
+        scenario.recovery = {"noticed": noticed, "flowing after release": after_release}
+        result = scenario.finish()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert after_release <= FLOWING_WITHIN, scenario.recovery
+
+
+def _created_since(url: str, since: datetime) -> bool:
+    return _count(url, "SELECT count(*) FROM orders WHERE created_at > %s", since) > 0
+
+
+def test_api_to_postgres_held_is_abandoned_and_orders_keep_coming(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    kafka: KafkaServer,
+    topics: Topics,
+    tmp_path: Path,
+) -> None:
+    """The API's pooled connections held while new ones pass: the requests waiting on them
+    fail with 503 (the load retries them with their idempotency keys) and the held
+    connections are abandoned within the bound, while new connections take the orders."""
+    url = database_url
+    with (
+        tcp_proxy(*target_of(url)) as proxy,
+        _scenario(
+            request, url, postgres, kafka, topics, tmp_path, ("relay", "consumer")
+        ) as scenario,
+    ):
+        api_url = scenario.pipeline.identities["api"]["DATABASE_URL"]
+        scenario.pipeline.start("api", {"DATABASE_URL": url_through(proxy, api_url)})
+        scenario.send(total=600, rate=20)
+        _working(url)
+        since = _now(url)
+        assert proxy.hold_existing() >= 1
+        held = time.monotonic()
+        noticed = _seconds_until(
+            lambda: _logged(scenario, "api", ABANDONED), held, 60, "the API to give up"
+        )
+        accepting = _seconds_until(
+            lambda: _created_since(url, since), held, 60, "orders accepted again"
+        )
+        scenario.recovery = {"noticed": noticed, "accepting": accepting}
+        result = scenario.finish()
+        proxy.release()
+    assert result.clean, result
+    assert noticed <= NOTICED_WITHIN, scenario.recovery
+    assert accepting <= FLOWING_WITHIN, scenario.recovery
+
+
 def test_a_relay_frozen_for_45s_loses_its_shards_to_the_live_one(scenario: Scenario) -> None:
     url = scenario.database_url
     frozen = scenario.pipeline.processes["relay"][0]
@@ -263,19 +335,21 @@ class ProxiedKafka(LocalKafka):
 
     def _write_config(self) -> Path:
         config = super()._write_config()
+        # The CLIENT listener authenticates as the main one does (SCRAM, same users).
+        protocol = "SASL_PLAINTEXT" if self.secured else "PLAINTEXT"
         extra = {
             "listeners=": f",CLIENT://127.0.0.1:{self.client_port}",
             "advertised.listeners=": f",CLIENT://127.0.0.1:{self.proxy_port}",
-            "listener.security.protocol.map=": ",CLIENT:SASL_PLAINTEXT",
+            "listener.security.protocol.map=": f",CLIENT:{protocol}",
         }
-        # The relay logs in here as itself, as on the broker's own listener (SCRAM).
-        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        extra_lines = [f"listener.name.client.scram-sha-512.sasl.jaas.config={scram}"]
-        lines = [
-            line + next((tail for head, tail in extra.items() if line.startswith(head)), "")
-            for line in config.read_text().splitlines()
-        ]
-        config.write_text("\n".join([*lines, *extra_lines]) + "\n")
+        lines = []
+        for line in config.read_text().splitlines():
+            lines.append(line + next((t for head, t in extra.items() if line.startswith(head)), ""))
+            if line.startswith("listener.name.sasl_plaintext."):
+                lines.append(
+                    line.replace("listener.name.sasl_plaintext.", "listener.name.client.", 1)
+                )
+        config.write_text("\n".join(lines) + "\n")
         return config
 
 
@@ -296,6 +370,17 @@ def proxied_kafka() -> Iterator[tuple[KafkaServer, TcpProxy]]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _proxied_topics(kafka: KafkaServer) -> Topics:
+    """This test's topics on its own broker, with each process's ACLs (as tests/conftest.py's
+    `topics` fixture grants them on the shared one)."""
+    name = f"orders-{uuid.uuid4().hex[:10]}"
+    topics = Topics(orders=name, dlq=f"{name}.dlq")
+    kafka.create_topics({topics.orders: 6, topics.dlq: 1, topics.fulfillment: 6})
+    inbound = {FULFILLMENT: (topics.fulfillment,)}
+    kafka.grant(TopicPlan(topics.orders, topics.dlq, f"group-{name}", inbound=inbound))
+    return topics
+
+
 def test_relay_to_kafka_held_is_given_up_and_replaced(
     request: pytest.FixtureRequest,
     database_url: str,
@@ -305,11 +390,7 @@ def test_relay_to_kafka_held_is_given_up_and_replaced(
     """The relay's connections to Kafka (producers, transaction coordinator) held."""
     url = database_url
     with proxied_kafka() as (kafka, proxy):
-        name = f"orders-{uuid.uuid4().hex[:10]}"
-        topics = Topics(orders=name, dlq=f"{name}.dlq")
-        kafka.create_topics({topics.orders: 6, topics.dlq: 1, topics.fulfillment: 6})
-        inbound = {FULFILLMENT: (topics.fulfillment,)}
-        kafka.grant(TopicPlan(topics.orders, topics.dlq, f"group-{name}", inbound=inbound))
+        topics = _proxied_topics(kafka)
         with _scenario(
             request, url, postgres, kafka, topics, tmp_path, ("api", "consumer")
         ) as scenario:
@@ -326,6 +407,36 @@ def test_relay_to_kafka_held_is_given_up_and_replaced(
                 lambda: _published_since(url, since), held, 60, "the relay to publish again"
             )
             scenario.recovery = {"noticed": noticed, "flowing": flowing}
+            result = scenario.finish()
+            proxy.release()
+    assert result.clean, result
+    assert flowing <= FLOWING_WITHIN, scenario.recovery
+
+
+def test_consumer_to_kafka_held_is_given_up_and_replaced(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """The consumer's connections to Kafka (fetches, group coordinator) held while new ones
+    pass: it must notice, rejoin its group through a new connection and confirm again."""
+    url = database_url
+    with proxied_kafka() as (kafka, proxy):
+        topics = _proxied_topics(kafka)
+        with _scenario(
+            request, url, postgres, kafka, topics, tmp_path, ("api", "relay")
+        ) as scenario:
+            scenario.pipeline.start("consumer", {"KAFKA_BROKERS": f"127.0.0.1:{proxy.port}"})
+            scenario.send(total=600, rate=20)
+            _working(url)
+            since = _now(url)
+            assert proxy.hold_existing() >= 2
+            held = time.monotonic()
+            flowing = _seconds_until(
+                lambda: _confirmed_since(url, since), held, 90, "confirmations to flow again"
+            )
+            scenario.recovery = {"flowing": flowing}
             result = scenario.finish()
             proxy.release()
     assert result.clean, result

@@ -11,14 +11,27 @@ from .readers import COMPOSE_FILE, Service, run_compose_config
 
 Resolver = Callable[[Mapping[str, str]], dict[str, Service]]
 
-# compose.yaml has no default password: every resolution gets one unless it names its own.
-PASSWORD = {"DB_PASSWORD": "compose-test-secret"}
+# compose.yaml has no default passwords: every resolution gets them unless it names its own
+# (the owner's, and each process's login's).
+PASSWORD = {
+    "DB_PASSWORD": "compose-test-secret",
+    "DB_API_PASSWORD": "compose-test-api",
+    "DB_RELAY_PASSWORD": "compose-test-relay",
+    "DB_CONSUMER_PASSWORD": "compose-test-consumer",
+}
+# Who each image service logs in to PostgreSQL as: the owner migrates, each process is itself.
+DB_LOGINS = {
+    "migrate": ("DB_USER", "DB_PASSWORD"),
+    "api": ("orders_api_user", "DB_API_PASSWORD"),
+    "relay": ("orders_relay_user", "DB_RELAY_PASSWORD"),
+    "consumer": ("orders_consumer_user", "DB_CONSUMER_PASSWORD"),
+}
 
 
 @pytest.fixture(scope="session")
 def resolve(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
-    """compose.yaml's services, resolved by Compose with `dotenv` (and a DB_PASSWORD,
-    unless it has one) as the .env file."""
+    """compose.yaml's services, resolved by Compose with `dotenv` (and the passwords,
+    unless it has them) as the .env file."""
     cache: dict[tuple[tuple[str, str], ...], dict[str, Service]] = {}
 
     def resolved(dotenv: Mapping[str, str]) -> dict[str, Service]:
@@ -35,5 +48,5 @@ def resolve(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
 
 @pytest.fixture(scope="session")
 def services(resolve: Resolver) -> dict[str, Service]:
-    """compose.yaml as `make up` sees it on a fresh clone whose .env sets DB_PASSWORD only."""
+    """compose.yaml as `make up` sees it on a fresh clone whose .env sets the passwords only."""
     return resolve({})

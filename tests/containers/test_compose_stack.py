@@ -11,7 +11,7 @@ import pytest
 
 from scripts.container import ROLES
 
-from .conftest import PASSWORD, Resolver
+from .conftest import DB_LOGINS, PASSWORD, Resolver
 from .readers import (
     COMPOSE_FILE,
     IMAGE_SERVICES,
@@ -183,15 +183,16 @@ def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resol
         assert env["KAFKA_BROKERS"] == "kafka:9092"
         assert env["HTTP_HOST"] == "0.0.0.0" and env["HTTP_PORT"] == "8080"
         assert "DATABASE_URL" not in env
-        assert (
-            (env["DB_USER"], env["DB_PASSWORD"], env["DB_NAME"])
-            == (
+        assert env["DB_NAME"] == postgres["POSTGRES_DB"] == "shopdb"
+        if name == "migrate":  # the owner, who is PostgreSQL's superuser
+            assert (env["DB_USER"], env["DB_PASSWORD"]) == (
                 postgres["POSTGRES_USER"],
                 postgres["POSTGRES_PASSWORD"],
-                postgres["POSTGRES_DB"],
             )
-            == ("shop", "s3cret", "shopdb")
-        )
+            assert (env["DB_USER"], env["DB_PASSWORD"]) == ("shop", "s3cret")
+        else:  # its own login: DB_USER in .env names the owner only
+            user, variable = DB_LOGINS[name]
+            assert (env["DB_USER"], env["DB_PASSWORD"]) == (user, PASSWORD[variable])
         assert env["KAFKA_TOPIC"] == "shop.orders" and env["KAFKA_GROUP_ID"] == "shop-service"
         assert env["LOG_LEVEL"] == "debug" and env["RELAY_BATCH_SIZE"] == "123"
     assert published(stack["api"]) == {9000: 8080}
@@ -209,11 +210,39 @@ def test_compose_refuses_to_run_without_a_database_password(
     assert "set DB_PASSWORD in .env" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "variable", ["DB_API_PASSWORD", "DB_RELAY_PASSWORD", "DB_CONSUMER_PASSWORD"]
+)
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_compose_refuses_to_run_without_each_process_password(
+    variable: str, value: str | None, tmp_path: Path
+) -> None:
+    """Each process's database login has no default password either."""
+    dotenv = {k: v for k, v in PASSWORD.items() if k != variable}
+    if value is not None:
+        dotenv[variable] = value
+    done = run_compose_config(COMPOSE_FILE, dotenv, tmp_path)
+    assert done.returncode != 0
+    assert f"set {variable} in .env" in done.stderr
+
+
 def test_the_password_set_is_the_one_postgres_and_the_app_get(resolve: Resolver) -> None:
-    stack = resolve({"DB_PASSWORD": "s3cret with 'quotes' & spaces"})
+    hostile = {
+        "DB_PASSWORD": "s3cret with 'quotes' & spaces",
+        "DB_API_PASSWORD": "a'pi\"; DROP ROLE orders_api; --",
+        "DB_RELAY_PASSWORD": "relay @:/?#%",
+        "DB_CONSUMER_PASSWORD": "consumer\ttab",
+    }
+    stack = resolve(hostile)
     password = environment(stack["postgres"])["POSTGRES_PASSWORD"]
     assert password == "s3cret with 'quotes' & spaces"
-    assert {environment(stack[name])["DB_PASSWORD"] for name in IMAGE_SERVICES} == {password}
+    migrate = environment(stack["migrate"])
+    assert migrate["DB_PASSWORD"] == password
+    for name in ("api", "relay", "consumer"):
+        user, variable = DB_LOGINS[name]
+        assert environment(stack[name])["DB_PASSWORD"] == hostile[variable] == migrate[variable]
+        assert environment(stack[name])["DB_USER"] == user
+        assert variable not in environment(stack[name]), "a process sees its own password only"
 
 
 def test_our_services_run_without_privileges(services: dict[str, Service]) -> None:

@@ -170,6 +170,7 @@ def test_entrypoint_maps_each_role() -> None:
     ]
     assert container.command(["migrate"]) == [*alembic, "upgrade", "head"]
     assert container.command(["migrate", "current"]) == [*alembic, "current"]
+    assert container.command(["init-db"]) == [python, "-m", "scripts.stack.logins"]
     assert container.command(["sh", "-c", "true"]) == ["sh", "-c", "true"]
 
 
@@ -193,6 +194,8 @@ def test_copied_sources_exist_and_hold_every_process() -> None:
         "consumer/",
         "scripts/__init__.py",
         "scripts/container.py",
+        "scripts/stack/__init__.py",
+        "scripts/stack/logins.py",  # the init-db job's per-process logins
     }
     for source in sources:
         assert (REPO / source).exists(), source

@@ -205,6 +205,11 @@ def migrated(
     return image.run(image.argv(migrate["command"]), image.run_env(migrate, **database))
 
 
+def server_of(database: dict[str, str]) -> dict[str, str]:
+    """Where the database is, without who logs in: a process keeps compose's own login."""
+    return {k: v for k, v in database.items() if k not in {"DB_USER", "DB_PASSWORD"}}
+
+
 def test_the_pinned_closure_is_complete(image: Image) -> None:
     check = pip_in(image.venv, "check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -220,7 +225,18 @@ def test_migrate_role_migrates_an_empty_database(
     head = ScriptDirectory.from_config(Config(str(REPO / "alembic.ini"))).get_current_head()
     with psycopg.connect(postgres.url(database["DB_NAME"])) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        members = conn.execute(
+            "SELECT u.rolname, r.rolname, u.rolcanlogin, u.rolsuper FROM pg_auth_members m"
+            " JOIN pg_roles u ON u.oid = m.member JOIN pg_roles r ON r.oid = m.roleid"
+            " WHERE u.rolname LIKE 'orders\\_%\\_user' ORDER BY 1"
+        ).fetchall()
     assert row == (head,)
+    # ...and made each process's login, in its role, able to log in, no superuser.
+    assert members == [
+        ("orders_api_user", "orders_api", True, False),
+        ("orders_consumer_user", "orders_consumer", True, False),
+        ("orders_relay_user", "orders_relay", True, False),
+    ]
 
 
 @contextlib.contextmanager
@@ -270,7 +286,11 @@ def test_api_role_serves_and_passes_the_image_healthcheck(
     api = services["api"]
     port = free_port()
     env = image.run_env(
-        api, **database, **auth_env(tmp_path), HTTP_HOST="127.0.0.1", HTTP_PORT=str(port)
+        api,
+        **server_of(database),  # as orders_api_user, whom the migrate job made
+        **auth_env(tmp_path),  # the test session's public key and a cursor secret
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=str(port),
     )
     log = tmp_path / "api.log"
     with started(image, api["command"], env, log) as process:
@@ -297,7 +317,7 @@ def test_relay_and_consumer_roles_run_report_health_and_stop_on_sigterm(
     assert kind == "CMD"
     nobody = f"127.0.0.1:{free_port()}"  # Kafka is not needed to start; nothing listens here
     metrics = {f"{role.upper()}_METRICS_PORT": str(free_port())}
-    env = image.run_env(service, **database, **metrics, KAFKA_BROKERS=nobody)
+    env = image.run_env(service, **server_of(database), **metrics, KAFKA_BROKERS=nobody)
     log = tmp_path / f"{role}.log"
     with started(image, service["command"], env, log) as process:
         wait_until(process, log, lambda: f'"{role} started"' in log.read_text())

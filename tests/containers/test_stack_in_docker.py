@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from scripts.stack.paths import free_port
@@ -231,7 +232,18 @@ def stack(engine: Engine, images: dict[str, str], tmp_path: Path) -> Iterator[St
     ports = {name: free_port() for name in ("HTTP_PORT", "DB_PORT", "KAFKA_PORT", "KAFKA_UI_PORT")}
     password = secrets.token_urlsafe(16)
     env_file = tmp_path / "compose.env"
-    settings = {**ports, "DB_PASSWORD": password, "KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    # The owner's password, and each process's own database login's (compose.yaml has no
+    # defaults for any of them).
+    logins = {
+        f"DB_{process}_PASSWORD": secrets.token_urlsafe(16)
+        for process in ("API", "RELAY", "CONSUMER")
+    }
+    settings = {
+        **ports,
+        "DB_PASSWORD": password,
+        **logins,
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     created = Stack(engine, f"orders-ctest-{uuid.uuid4().hex[:8]}", env_file, ports, password)
     try:
@@ -254,6 +266,21 @@ def order_of(stack: Stack, order_id: str) -> dict[str, Any]:
     response.raise_for_status()
     order: dict[str, Any] = response.json()["order"]
     return order
+
+
+def check_own_logins(stack: Stack, say: Say) -> None:
+    """api, relay and consumer are logged in to PostgreSQL as their own users, and no
+    one else is but, at most, the owner (postgres's own health probe, for a moment)."""
+    with psycopg.connect(stack.database_url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity"
+            " WHERE datname = 'orders' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    logins = {user for (user,) in rows}
+    own = {"orders_api_user", "orders_relay_user", "orders_consumer_user"}
+    assert own <= logins <= {*own, "postgres"}, logins
+    logins &= own
+    say(f"api, relay, consumer are connected to PostgreSQL as their own logins: {sorted(logins)}")
 
 
 def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say) -> None:
@@ -286,6 +313,7 @@ def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say
         what="the seed order confirmed",
     )
     say(f"seed order {seed['id']} created and confirmed (total {seed['total_amount']})")
+    check_own_logins(stack, say)
 
     stack.make("down")
     assert stack.run("ps", "-q").strip() == "", "make down left containers running"

@@ -6,6 +6,8 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 from scripts.stack import credentials, logins, principals
 
 
@@ -54,3 +56,24 @@ def test_properties_files_are_private_and_kcat_readable(tmp_path: Path) -> None:
         "sasl.password": "pw-fulfillment",
     }
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in paths)
+
+
+def test_the_init_db_job_takes_every_process_password_or_refuses() -> None:
+    given = {
+        "DB_API_PASSWORD": "a'pi\"; DROP ROLE orders_api; --",
+        "DB_RELAY_PASSWORD": "r",
+        "DB_CONSUMER_PASSWORD": "c",
+        "DB_PASSWORD": "owner",
+    }
+    assert logins.passwords_from(given) == {
+        "api": "a'pi\"; DROP ROLE orders_api; --",
+        "relay": "r",
+        "consumer": "c",
+    }
+    for missing in ("DB_RELAY_PASSWORD", "DB_CONSUMER_PASSWORD"):
+        for value in (None, ""):
+            environ = {k: v for k, v in given.items() if k != missing}
+            if value is not None:
+                environ[missing] = value
+            with pytest.raises(ValueError, match=f"set {missing}"):
+                logins.passwords_from(environ)

@@ -195,6 +195,9 @@ def database(postgres: PostgresServer) -> Iterator[dict[str, str]]:
     }
     with postgres.admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    # Logins belong to the cluster: init-db gave them compose's passwords, and every later
+    # test's processes log in with the session's own.
+    postgres.create_logins()
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,10 @@ Nothing here is fetched from an image registry. The stand-ins are:
   and /opt/kafka/bin/kafka-topics.sh and kafka-broker-api-versions.sh.
 
 Each stand-in carries the label `orders.standin=<key>`. A real image of the same name
-is never overwritten: one already present is used, and a missing one is pulled first
-when a registry answers (STANDINS=always skips the pull). The root filesystem tarball
-is cached under .state/standins/, keyed by its package list: a second run takes seconds.
+is never overwritten: one already present is used. A missing one is pulled first only
+with STANDINS=pull-first (tests talk to loopback only, so by default no registry is
+asked). The root filesystem tarball is cached under .state/standins/, keyed by its
+package list: a second run takes seconds.
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ def base_image() -> str:
 
 
 def pulled(tag: str) -> bool:
-    """Try the registry first (unless STANDINS=always): the real image beats a stand-in."""
-    if os.environ.get("STANDINS") == "always":
+    """With STANDINS=pull-first, try the registry first: the real image beats a stand-in.
+    Not by default: a test run talks to loopback only."""
+    if os.environ.get("STANDINS") != "pull-first":
         return False
     try:
         done = subprocess.run(

@@ -148,25 +148,9 @@ class KafkaPublisher:
             elif error.code() != KafkaError._PURGE_QUEUE:
                 results[message.id] = Delivery(message.id, error.str(), not error.retriable())
 
-        headers = cast(  # the client's stub is invariant; str values are what it takes
-            "dict[str, str | bytes | None]",
-            _traced(message) if telemetry.tracing_enabled() else message.headers,
-        )
-        while True:
-            try:
-                self._producer.produce(
-                    message.topic,
-                    message.payload,
-                    message.key.encode(),
-                    headers=headers,
-                    on_delivery=report,
-                )
-                return
-            except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.1)
-            except KafkaException as exc:  # rejected before sending, e.g. too large
-                results[message.id] = Delivery(message.id, str(exc.args[0]), True)
-                return
+        refused = send(self._producer, message, report)
+        if refused is not None:  # rejected before sending, e.g. too large
+            results[message.id] = Delivery(message.id, str(refused), True)
 
     async def _topic_exists(self, topic: str) -> bool:
         stale = time.monotonic() - self._topics_checked > TOPIC_CACHE_SECONDS
@@ -180,6 +164,34 @@ class KafkaPublisher:
         if error.fatal():
             self._fatal = error
         log.warning("kafka producer error", extra={"error": error.str(), "fatal": error.fatal()})
+
+
+def send(
+    producer: Producer,
+    message: ClaimedMessage,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> KafkaError | None:
+    """Queue one message on `producer`, waiting for room when its local queue is full;
+    the error when the client refuses it before sending (too large, fenced)."""
+    headers = cast(  # the client's stub is invariant; str values are what it takes
+        "dict[str, str | bytes | None]",
+        _traced(message) if telemetry.tracing_enabled() else message.headers,
+    )
+    while True:
+        try:
+            producer.produce(
+                message.topic,
+                message.payload,
+                message.key.encode(),
+                headers=headers,
+                on_delivery=on_delivery,
+            )
+            return None
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(0.1)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            return error
 
 
 def _traced(message: ClaimedMessage) -> dict[str, str]:

@@ -24,16 +24,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from app import telemetry
 from app.db.locks import OUTBOX_SHARDS
 from app.db.outbox import ClaimedMessage
 from relay.leases import Change
-from relay.publisher import TOPIC_CACHE_SECONDS, Delivery, Sending, _traced
+from relay.publisher import TOPIC_CACHE_SECONDS, Delivery, Sending, send
 
 log = logging.getLogger("relay.publisher")
 
@@ -270,25 +269,10 @@ class TransactionalPublisher:
             if error is not None:
                 owner.reports[message.id] = error
 
-        headers = cast(  # the client's stub is invariant; str values are what it takes
-            "dict[str, str | bytes | None]",
-            _traced(message) if telemetry.tracing_enabled() else message.headers,
-        )
-        while True:
-            try:
-                owner.producer.produce(
-                    message.topic,
-                    message.payload,
-                    message.key.encode(),
-                    headers=headers,
-                    on_delivery=report,
-                )
-                return None
-            except BufferError:  # the local queue is full: let deliveries drain it
-                owner.producer.poll(0.1)
-            except KafkaException as exc:  # refused before sending (too large), or fenced
-                error: KafkaError = exc.args[0]
-                return Delivery(message.id, error.str(), error.code() not in FENCED)
+        refused = send(owner.producer, message, report)
+        if refused is None:
+            return None
+        return Delivery(message.id, refused.str(), refused.code() not in FENCED)
 
     async def _missing_topics(self, messages: Sequence[ClaimedMessage]) -> set[str]:
         topics = {message.topic for message in messages}

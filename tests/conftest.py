@@ -18,16 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import DatabaseSettings, sqlalchemy_url
 from app.db.engine import create_engine
 from scripts.stack.principals import FULFILLMENT, TopicPlan
-from tests.support.pipeline import Pipeline, Topics, pipeline
+from tests.support.pipeline import Pipeline, Topics
 from tests.support.servers import (
     STARTED,
     KafkaServer,
     PostgresServer,
+    api_alone,
     copied_database,
     create_template,
-    identities,
     kafka_server,
     postgres_server,
+    running,
 )
 
 SESSION = f"test-{os.getpid()}"
@@ -72,17 +73,8 @@ def api(
 
     Events stay in the outbox: nothing publishes them.
     """
-    topics = Topics(orders="orders", dlq="orders.dlq")  # named in outbox rows only; never published
-    log_dir = tmp_path_factory.mktemp("api-logs")
-    with pipeline(
-        module_database_url,
-        "127.0.0.1:9",
-        topics,
-        log_dir,
-        identities=identities(postgres, module_database_url, None),
-        start=("api",),
-    ) as running:
-        yield running
+    with api_alone(postgres, module_database_url, tmp_path_factory.mktemp("api-logs")) as found:
+        yield found
 
 
 @pytest.fixture
@@ -117,11 +109,5 @@ def topics(kafka: KafkaServer) -> Topics:
 def running_pipeline(
     database_url: str, postgres: PostgresServer, kafka: KafkaServer, topics: Topics, tmp_path: Path
 ) -> Iterator[Pipeline]:
-    with pipeline(
-        database_url,
-        kafka.brokers,
-        topics,
-        tmp_path / "logs",
-        identities=identities(postgres, database_url, kafka),
-    ) as running:
-        yield running
+    with running(postgres, database_url, kafka, topics, tmp_path / "logs") as found:
+        yield found

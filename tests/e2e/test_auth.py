@@ -16,9 +16,9 @@ import pytest
 
 from scripts.stack.paths import free_port
 from scripts.stack.processes import child_env
-from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
+from tests.support.pipeline import SEED_ORDER, Pipeline
 from tests.support.rows import row_counts
-from tests.support.servers import PostgresServer, identities
+from tests.support.servers import PostgresServer, api_alone
 from tests.support.tokens import READ_ONLY, SEED_CUSTOMER, hostile_tokens
 
 ORDERS = "/api/v1/orders"
@@ -215,18 +215,9 @@ def test_starting_without_an_auth_setting_is_one_line(api: Pipeline) -> None:
 def test_auth_disabled_is_loud(
     module_database_url: str, postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    topics = Topics(orders="orders", dlq="orders.dlq")
     disabled = {"AUTH_DISABLED": "true", "AUTH_PUBLIC_KEY_FILE": ""}
     with (
-        pipeline(
-            module_database_url,
-            "127.0.0.1:9",
-            topics,
-            tmp_path,
-            identities=identities(postgres, module_database_url, None),
-            start=("api",),
-            extra_env=disabled,
-        ) as running,
+        api_alone(postgres, module_database_url, tmp_path, disabled) as running,
         httpx.Client(base_url=running.api_url) as anonymous,
     ):
         created = anonymous.post(ORDERS, json=SEED_ORDER)

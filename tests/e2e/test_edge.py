@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.pipeline import Pipeline, Topics, pipeline
-from tests.support.servers import PostgresServer, identities
+from tests.support.pipeline import Pipeline
+from tests.support.servers import PostgresServer, api_alone
 
 ORDERS = "/api/v1/orders"
 LIMIT = 5
@@ -22,17 +22,8 @@ LIMIT = 5
 def _api(
     database_url: str, postgres: PostgresServer, log_dir: Path, **settings: str
 ) -> Iterator[Pipeline]:
-    topics = Topics(orders="orders", dlq="orders.dlq")  # never published: no relay
-    with pipeline(
-        database_url,
-        "127.0.0.1:9",
-        topics,
-        log_dir,
-        identities=identities(postgres, database_url, None),
-        start=("api",),
-        extra_env=settings,
-    ) as running:
-        yield running
+    with api_alone(postgres, database_url, log_dir, settings) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")

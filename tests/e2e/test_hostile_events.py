@@ -24,8 +24,8 @@ from confluent_kafka import KafkaException, Producer
 from scripts.stack.paths import free_port
 from scripts.stack.waiting import wait_for
 from tests.support import kcat
-from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer, PostgresServer, identities
+from tests.support.pipeline import SEED_ORDER, Pipeline, Topics
+from tests.support.servers import KafkaServer, PostgresServer, running
 
 CUSTOMER = str(SEED_ORDER["customer_id"])
 FULFILLMENT = "/fulfillment"
@@ -155,14 +155,7 @@ def metered_pipeline(
     database_url: str, postgres: PostgresServer, kafka: KafkaServer, topics: Topics, tmp_path: Path
 ) -> Iterator[Pipeline]:
     env = {"CONSUMER_METRICS_PORT": str(free_port())}
-    with pipeline(
-        database_url,
-        kafka.brokers,
-        topics,
-        tmp_path / "logs",
-        identities=identities(postgres, database_url, kafka),
-        extra_env=env,
-    ) as p:
+    with running(postgres, database_url, kafka, topics, tmp_path / "logs", extra_env=env) as p:
         yield p
 
 

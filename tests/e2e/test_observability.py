@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from scripts.stack.paths import free_port
 from scripts.stack.waiting import wait_for
 from tests.support import kcat
-from tests.support.pipeline import SEED_ORDER, Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer, PostgresServer, identities
+from tests.support.pipeline import SEED_ORDER, Pipeline, Topics
+from tests.support.servers import KafkaServer, PostgresServer, api_alone, running
 
 
 @dataclass(frozen=True)
@@ -92,15 +92,8 @@ def traced_pipeline(
         "RELAY_METRICS_PORT": str(free_port()),
         "CONSUMER_METRICS_PORT": str(free_port()),
     }
-    with pipeline(
-        database_url,
-        kafka.brokers,
-        topics,
-        tmp_path / "logs",
-        identities=identities(postgres, database_url, kafka),
-        extra_env=env,
-    ) as running:
-        yield running
+    with running(postgres, database_url, kafka, topics, tmp_path / "logs", extra_env=env) as found:
+        yield found
 
 
 def test_one_trace_from_request_to_status_change(
@@ -219,22 +212,13 @@ def test_logs_are_json_lines_that_carry_the_request_id(running_pipeline: Pipelin
 def test_api_metrics_add_up_across_workers(
     module_database_url: str, postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    topics = Topics(orders="orders", dlq="orders.dlq")
     with (
-        pipeline(
-            module_database_url,
-            "127.0.0.1:9",
-            topics,
-            tmp_path,
-            identities=identities(postgres, module_database_url, None),
-            start=("api",),
-            extra_env={"HTTP_WORKERS": "2"},
-        ) as running,
-        running.client() as client,
+        api_alone(postgres, module_database_url, tmp_path, {"HTTP_WORKERS": "2"}) as api,
+        api.client() as client,
     ):
         for _ in range(40):  # spread over both workers by the kernel
             assert client.get("/health/live", headers={"Connection": "close"}).status_code == 200
-        text = httpx.get(running.metrics_url).text  # the API's metrics port, not its own
+        text = httpx.get(api.metrics_url).text  # the API's metrics port, not its own
     assert (
         sample(text, 'orders_http_requests_total{method="GET",route="/health/live",status="200"}')
         == 40

@@ -19,8 +19,8 @@ import pytest
 from scripts.stack.paths import state_dir
 from tests.faults.audit import Audit, audit, settle
 from tests.faults.load import OrderLoad
-from tests.support.pipeline import Pipeline, Topics, pipeline
-from tests.support.servers import KafkaServer, PostgresServer, identities
+from tests.support.pipeline import Pipeline, Topics
+from tests.support.servers import KafkaServer, PostgresServer, running
 
 RESULTS: list[dict[str, object]] = []
 FAULT_ENV = {
@@ -106,16 +106,10 @@ def _scenario(
     tmp_path: Path,
     start: tuple[str, ...],
 ) -> Iterator[Scenario]:
-    with pipeline(
-        database_url,
-        kafka.brokers,
-        topics,
-        tmp_path / "logs",
-        identities=identities(postgres, database_url, kafka),
-        extra_env=FAULT_ENV,
-        start=start,
-    ) as running:
-        yield Scenario(request.node.name, running, database_url, topics, postgres, kafka)
+    with running(
+        postgres, database_url, kafka, topics, tmp_path / "logs", start=start, extra_env=FAULT_ENV
+    ) as found:
+        yield Scenario(request.node.name, found, database_url, topics, postgres, kafka)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,6 +36,7 @@ from tests.support.containers import (
     postgres_container,
 )
 from tests.support.infra import broker_hosts, chosen_infra, database_host, refuse_remote
+from tests.support.pipeline import Pipeline, Topics, pipeline
 
 TEMPLATE = "orders_template"
 # Where this session's servers came from, for the summary pytest prints at the end.
@@ -209,3 +211,49 @@ def kafka_server(name: str) -> Iterator[KafkaServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def running(
+    postgres: PostgresServer,
+    database_url: str,
+    kafka: KafkaServer,
+    topics: Topics,
+    log_dir: Path,
+    *,
+    start: tuple[str, ...] = ("api", "relay", "consumer"),
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """Our processes on `database_url` and `kafka`, each as its own identity."""
+    with pipeline(
+        database_url,
+        kafka.brokers,
+        topics,
+        log_dir,
+        identities=identities(postgres, database_url, kafka),
+        start=start,
+        extra_env=extra_env,
+    ) as found:
+        yield found
+
+
+@contextmanager
+def api_alone(
+    postgres: PostgresServer,
+    database_url: str,
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """The real API process only, as its own database user: nothing publishes its events
+    (the topics are named in outbox rows only, and no broker answers)."""
+    topics = Topics(orders="orders", dlq="orders.dlq")
+    with pipeline(
+        database_url,
+        "127.0.0.1:9",
+        topics,
+        log_dir,
+        identities=identities(postgres, database_url, None),
+        start=("api",),
+        extra_env=extra_env,
+    ) as found:
+        yield found

@@ -1,5 +1,9 @@
-"""Idempotency keys: a stored response per (principal, key), written in the transaction
-that made it. Two principals' keys never meet, even when they are the same string."""
+"""Idempotency keys: a stored outcome per (principal, key), written in the transaction
+that made it. Two principals' keys never meet, even when they are the same string.
+
+The columns `response_status`/`response_body` are named for what the table held first
+(an HTTP response); they hold a use case's encoded outcome now, marked by status
+OUTCOME, and rows of the older kind (status 201) are not read as outcomes."""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.locks import IDEMPOTENCY_KEY
 from app.db.tables import idempotency_keys
 
+OUTCOME = 0
 
-class StoredResponse(msgspec.Struct, frozen=True):
+
+class Stored(msgspec.Struct, frozen=True):
     request_hash: bytes
-    status: int
-    body: bytes
+    outcome: bytes
 
 
 async def try_lock(conn: AsyncConnection, principal: str, key: str) -> bool:
@@ -33,18 +38,19 @@ async def try_lock(conn: AsyncConnection, principal: str, key: str) -> bool:
     return bool(result.scalar_one())
 
 
-async def find(conn: AsyncConnection, principal: str, key: str) -> StoredResponse | None:
-    """The response stored under `key`, unless it has expired."""
+async def find(conn: AsyncConnection, principal: str, key: str) -> Stored | None:
+    """The outcome stored under `key`, unless it has expired."""
     row = (
         await conn.execute(
             text("""
-                SELECT request_hash, response_status, response_body FROM idempotency_keys
+                SELECT request_hash, response_body FROM idempotency_keys
                  WHERE principal = :principal AND key = :key AND expires_at > now()
+                   AND response_status = :outcome
             """),
-            {"principal": principal, "key": key},
+            {"principal": principal, "key": key, "outcome": OUTCOME},
         )
     ).one_or_none()
-    return StoredResponse(bytes(row[0]), row[1], bytes(row[2])) if row else None
+    return Stored(bytes(row[0]), bytes(row[1])) if row else None
 
 
 async def remember(
@@ -53,19 +59,19 @@ async def remember(
     key: str,
     *,
     request_hash: bytes,
-    order_id: UUID,
-    status: int,
-    body: bytes,
+    created: UUID,
+    outcome: bytes,
     ttl: timedelta,
 ) -> None:
-    """Store the response; an expired entry under the same key is replaced."""
+    """Store the outcome (`created`: the order it made), replacing an expired entry or one
+    of the older kind."""
     values = {
         "principal": principal,
         "key": key,
         "request_hash": request_hash,
-        "order_id": order_id,
-        "response_status": status,
-        "response_body": body,
+        "order_id": created,
+        "response_status": OUTCOME,
+        "response_body": outcome,
         "created_at": text("now()"),
         "expires_at": text("now() + :ttl").bindparams(ttl=ttl),
     }
@@ -74,7 +80,8 @@ async def remember(
         query.on_conflict_do_update(
             index_elements=["principal", "key"],
             set_={n: query.excluded[n] for n in values if n not in ("principal", "key")},
-            where=idempotency_keys.c.expires_at <= text("now()"),
+            where=(idempotency_keys.c.expires_at <= text("now()"))
+            | (idempotency_keys.c.response_status != OUTCOME),
         )
     )
 

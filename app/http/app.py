@@ -1,4 +1,5 @@
-"""The Litestar application factory."""
+"""The Litestar application, composed from named parts: what the lifespan opens (kept
+in `app.state`), the dependencies handlers ask for, the edge, the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,46 +8,66 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import swagger_ui
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import config, logs, telemetry
 from app.auth.tokens import verifier_for
-from app.config import AuthSettings, HttpSettings, Settings, require_auth
+from app.config import Settings, require_auth
 from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
+from app.http import parameters
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
 from app.http.limits import body_deadline, in_flight_limit, rate_limit
 from app.http.openapi import refine
 from app.http.options import allow_every_method
-from app.http.problems import problem_response
+from app.http.problems import PROBLEM_DETAILS
 from app.http.request_id import request_id_middleware
 from app.http.security import SECURITY_COMPONENTS, authentication, warn_auth_disabled
 from app.http.telemetry import telemetry_middleware
+from app.http.wire import JsonResponse
 from app.services.idempotency import prune_expired_keys
 from app.services.orders import Emitter
 
 SWAGGER_ASSETS = Path(swagger_ui.__file__).parent / "static"
 ASSETS_PATH = "/schema/assets"
 PRUNE_KEYS_EVERY = 60.0
+NAME = "orders-api"
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or config.load()
-    require_auth(settings.auth)
-    verifier = None if settings.auth.disabled else verifier_for(settings.auth)
-    state: dict[str, AsyncEngine] = {}
+class OrdersApp(Litestar):
+    """Litestar with our edge outermost, so that every response, the router's own 404 and
+    405 included, has an X-Request-ID, is measured, and waits for its body only so long."""
+
+    def __init__(self, *, body_timeout: float, **kwargs: Any) -> None:
+        self.body_timeout = body_timeout
+        super().__init__(**kwargs)
+
+    def _create_asgi_handler(self) -> ASGIApp:
+        inner = body_deadline(super()._create_asgi_handler(), self.body_timeout)
+        return request_id_middleware(telemetry_middleware(inner))
+
+
+def lifespan(settings: Settings) -> Any:
+    """Open the engine and the outbox bell for the app's lifetime (in `app.state`), and
+    prune expired idempotency keys meanwhile."""
 
     @asynccontextmanager
-    async def database(_: Litestar) -> AsyncIterator[None]:
-        engine = state["engine"] = create_engine(settings.database, application_name="orders-api")
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        engine = app.state.engine = create_engine(settings.database, application_name=NAME)
+        bell = OutboxBell(libpq_url(settings.database.url), settings.database, NAME)
+        app.state.emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
         pruning = asyncio.create_task(prune_expired_keys(engine, every=PRUNE_KEYS_EVERY))
         try:
             yield
@@ -55,71 +76,86 @@ def create_app(settings: Settings | None = None) -> Litestar:
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
             await bell.close()
-            await state.pop("engine").dispose()
+            await engine.dispose()
 
-    bell = OutboxBell(libpq_url(settings.database.url), settings.database, "orders-api")
-    emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
+    return resources
 
-    def engine() -> AsyncEngine:
-        return state["engine"]
 
-    def http_settings() -> HttpSettings:
-        return settings.http
+def engine(state: State) -> AsyncEngine:
+    found: AsyncEngine = state.engine
+    return found
 
-    def auth_settings() -> AuthSettings:
-        return settings.auth
 
-    def get_emitter() -> Emitter:
-        return emitter
+def emitter(state: State) -> Emitter:
+    found: Emitter = state.emitter
+    return found
 
-    app = Litestar(
-        route_handlers=[
-            OrderController,
-            HealthController,
-            create_static_files_router(
-                path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
-            ),
-        ],
-        dependencies={
-            "engine": Provide(engine, sync_to_thread=False),
-            "http_settings": Provide(http_settings, sync_to_thread=False),
-            "auth_settings": Provide(auth_settings, sync_to_thread=False),
-            "emitter": Provide(get_emitter, sync_to_thread=False),
-        },
-        lifespan=[database],
-        middleware=[
-            authentication(verifier),
-            *rate_limit(settings.edge),
-            *in_flight_limit(settings.edge),
-        ],
-        before_send=[allow_every_method, *([warn_auth_disabled] if verifier is None else [])],
-        exception_handlers={Exception: problem_response},
-        request_max_body_size=settings.http.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Orders",
-            version="1.0.0",
-            description="Orders API: create orders and follow them through their lifecycle.",
-            path="/schema",
-            components=SECURITY_COMPONENTS,
-            render_plugins=[
-                SwaggerRenderPlugin(
-                    js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-                    css_url=f"{ASSETS_PATH}/swagger-ui.css",
-                    standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
-                    path="/docs",
-                    favicon=(
-                        f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
-                    ),
-                )
-            ],
+
+def dependencies(settings: Settings) -> dict[str, Provide]:
+    def value(constant: object) -> Provide:
+        return Provide(lambda: constant, use_cache=True, sync_to_thread=False)
+
+    return {
+        "engine": Provide(engine, sync_to_thread=False),
+        "emitter": Provide(emitter, sync_to_thread=False),
+        "max_items": value(settings.http.max_items),
+        "idempotency_ttl": value(settings.http.idempotency_ttl),
+        "idempotency": parameters.idempotency_key(settings.http.idempotency_ttl),
+        "listing": parameters.listing(
+            settings.http.max_page_size, settings.auth.cursor_secret or ""
         ),
+        **parameters.DEPENDENCIES,
+    }
+
+
+def edge(settings: Settings) -> list[DefineMiddleware | Any]:
+    """Who is calling, then how much they may take (both count per principal)."""
+    verifier = None if settings.auth.disabled else verifier_for(settings.auth)
+    return [
+        authentication(verifier),
+        *rate_limit(settings.edge),
+        *in_flight_limit(settings.edge),
+    ]
+
+
+def openapi_config() -> OpenAPIConfig:
+    swagger = SwaggerRenderPlugin(
+        js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+        css_url=f"{ASSETS_PATH}/swagger-ui.css",
+        standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+        path="/docs",
+        favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+    )
+    return OpenAPIConfig(
+        title="Orders",
+        version="1.0.0",
+        description="Orders API: create orders and follow them through their lifecycle.",
+        path="/schema",
+        components=SECURITY_COMPONENTS,
+        render_plugins=[swagger],
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or config.load()
+    require_auth(settings.auth)
+    assets = create_static_files_router(
+        path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
+    )
+    app = OrdersApp(
+        body_timeout=settings.edge.body_timeout,
+        route_handlers=[OrderController, HealthController, assets],
+        dependencies=dependencies(settings),
+        parameters=parameters.REQUEST_ID,
+        lifespan=[lifespan(settings)],
+        middleware=edge(settings),
+        before_send=[allow_every_method, *([warn_auth_disabled] if settings.auth.disabled else [])],
+        plugins=[PROBLEM_DETAILS],
+        response_class=JsonResponse,
+        request_max_body_size=settings.http.max_body_bytes,
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,  # ours (app/logs.py), not Litestar's default, which would replace it
-    )
-    # Outermost, so that every response has an X-Request-ID: also those the router refuses
-    # (404, 405) before any route's middleware would run.
-    app.asgi_handler = request_id_middleware(
-        telemetry_middleware(body_deadline(app.asgi_handler, settings.edge.body_timeout))
     )
     refine(app.openapi_schema, settings.http)
     return app
@@ -129,5 +165,5 @@ def serve_app() -> Litestar:
     """The factory granian calls in each worker process: settings, logging, app."""
     settings = config.load()
     logs.configure(settings.log_level, settings.log_format)
-    telemetry.setup_tracing("orders-api", settings.otel_endpoint)
+    telemetry.setup_tracing(NAME, settings.otel_endpoint)
     return create_app(settings)

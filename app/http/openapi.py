@@ -10,7 +10,6 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     Example,
     OpenAPI,
-    OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIResponse,
     OpenAPIType,
@@ -218,41 +217,6 @@ _HEADERS = {
         description="Seconds to wait before retrying",
     ),
 }
-# Request headers every operation reads. Neither is ever refused: an X-Request-ID that
-# is not 1-128 of [A-Za-z0-9._:@/+=-] is replaced by a new UUID, not echoed.
-_REQUEST_HEADERS = [
-    Parameter(
-        name="X-Request-ID",
-        param_in="header",
-        schema=Schema(type=OpenAPIType.STRING),
-        description=(
-            "Your id for this request, echoed and logged when it is 1-128 characters of "
-            "`A-Za-z0-9._:@/+=-`; otherwise the server makes one up"
-        ),
-    ),
-]
-_TRACE_HEADERS = [
-    Parameter(
-        name=name,
-        param_in="header",
-        schema=Schema(type=OpenAPIType.STRING),
-        description=f"W3C trace context `{name}`: carried into the event this request causes",
-    )
-    for name in ("traceparent", "tracestate")
-]
-_QUERY_SCHEMAS: dict[str, Schema | Reference] = {
-    "customer_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID),
-    "status": Reference(ref="#/components/schemas/Status"),
-    "created_from": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
-    "created_to": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
-}
-_IDEMPOTENCY_KEY = Schema(
-    type=OpenAPIType.STRING,
-    min_length=1,
-    max_length=255,
-    pattern=r"^[\x20-\x7E]+$",
-    description="1 to 255 printable ASCII characters, e.g. a UUID",
-)
 # Any JSON scalar; `type` lists, where a oneOf would match an integer twice (integer, number).
 _METADATA_VALUE = Schema(
     type=[OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.BOOLEAN, OpenAPIType.NULL],
@@ -293,16 +257,13 @@ def refine(openapi: OpenAPI, http: HttpSettings) -> None:
     openapi.components.headers = {**_HEADERS}
     for path, item in (openapi.paths or {}).items():
         for method, operation in _operations(item):
-            _refine_operation(path, method, operation, http)
+            _refine_operation(path, method, operation)
 
 
-def _refine_operation(path: str, method: str, operation: Operation, http: HttpSettings) -> None:
-    _refine_parameters(operation, http)
-    operation.parameters = [
-        *(operation.parameters or []),
-        *_REQUEST_HEADERS,
-        *(_TRACE_HEADERS if method == "post" else []),
-    ]
+def _refine_operation(path: str, method: str, operation: Operation) -> None:
+    for parameter in operation.parameters or []:
+        if isinstance(parameter, Parameter):  # absent or a value: `null` is not one
+            parameter.schema = _without_null(parameter.schema)
     body = operation.request_body
     if isinstance(body, RequestBody) and (example := _REQUEST_EXAMPLES.get((method, path))):
         for media in body.content.values():
@@ -313,26 +274,6 @@ def _refine_operation(path: str, method: str, operation: Operation, http: HttpSe
             ref="#/components/schemas/CancelRequest"
         )
     operation.responses = _refine_responses(path, method, operation.responses or {})
-
-
-def _refine_parameters(operation: Operation, http: HttpSettings) -> None:
-    for parameter in operation.parameters or []:
-        if not isinstance(parameter, Parameter):
-            continue
-        if parameter.param_in == "query":
-            parameter.schema = _without_null(parameter.schema)
-        if parameter.name == "limit":
-            _schema(parameter.schema).maximum = http.max_page_size
-        if parameter.name in _QUERY_SCHEMAS:  # parsed by the controller, strictly
-            parameter.schema = _QUERY_SCHEMAS[parameter.name]
-        if parameter.name == "Idempotency-Key":
-            parameter.schema = _IDEMPOTENCY_KEY
-            hours = http.idempotency_ttl.total_seconds() / 3600
-            parameter.description = (
-                f"Any unique string, e.g. a UUID; remembered for {hours:g} hours "
-                "(IDEMPOTENCY_TTL_HOURS). The same key with the same body replays the stored "
-                "response; with another body it is a 422"
-            )
 
 
 def _refine_responses(
@@ -389,6 +330,7 @@ def _without_null(schema: Schema | Reference | None) -> Schema | Reference | Non
     if isinstance(inner, Schema):
         inner.max_length = inner.max_length or schema.max_length
         inner.min_length = inner.min_length or schema.min_length
+        inner.pattern = inner.pattern or schema.pattern
     return inner
 
 

@@ -1,4 +1,5 @@
-"""RFC 9457 problem details: the one table from exceptions to HTTP responses."""
+"""RFC 9457 problem details: the one table from exceptions to HTTP responses, served by
+Litestar's problem-details plugin (every exception goes through `to_problem`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 
 from app.domain.errors import (
     Forbidden,
@@ -24,9 +30,10 @@ from app.http.security import bearer_challenge
 from app.http.wire import (
     PARAMETERS_DETAIL,
     InvalidParameter,
+    JsonResponse,
     MalformedJson,
     UnsupportedMediaType,
-    encode,
+    field_error,
 )
 
 log = logging.getLogger("app.http")
@@ -95,21 +102,49 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    kind, detail, errors = _classify(exc)
-    if kind.status == 503:  # expected while the database is away: no traceback
-        log.warning("request refused", extra={"path": request.url.path, "error": str(exc)})
-    elif kind.status >= 500:
-        log.error("request failed", exc_info=exc, extra={"path": request.url.path})
-    problem = Problem(
-        type=kind.type,
-        title=kind.title,
-        status=kind.status,
-        detail=detail,
-        instance=request.url.path,
-        request_id=request.scope.get("state", {}).get("request_id"),
-        errors=errors,
-    )
+class ProblemError(ProblemDetailsException):
+    """An exception as the problem it is; the request fills in where and which."""
+
+    def __init__(self, exc: Exception) -> None:
+        kind, detail, errors = _classify(exc)
+        super().__init__(
+            detail=detail,
+            status_code=kind.status,
+            headers=_headers(kind, exc),
+            type_=kind.type,
+            title=kind.title,
+        )
+        self.kind = kind
+        self.errors = errors
+        self.error = exc
+
+    def to_response(self, request: Request[Any, Any, Any]) -> JsonResponse[Any]:
+        if self.kind.status == 503:  # expected while the database is away: no traceback
+            log.warning(
+                "request refused", extra={"path": request.url.path, "error": str(self.error)}
+            )
+        elif self.kind.status >= 500:
+            log.error("request failed", exc_info=self.error, extra={"path": request.url.path})
+        problem = Problem(
+            type=self.kind.type,
+            title=self.kind.title,
+            status=self.kind.status,
+            detail=self.detail,
+            instance=request.url.path,
+            request_id=request.scope.get("state", {}).get("request_id"),
+            errors=self.errors,
+        )
+        return JsonResponse(
+            problem, status_code=problem.status, media_type=MEDIA_TYPE, headers=self.headers
+        )
+
+
+def to_problem(exc: Exception) -> ProblemError:
+    """The one map: any exception as a problem (its text only for those we raise)."""
+    return ProblemError(exc)
+
+
+def _headers(kind: Kind, exc: Exception) -> dict[str, str]:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if kind.status == 503 else {}
     if kind.status == 408:  # the rest of the body may still be on its way: do not wait
         headers["Connection"] = "close"
@@ -117,9 +152,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         headers["WWW-Authenticate"] = bearer_challenge(exc)
     if isinstance(exc, HTTPException) and exc.headers:
         headers.update(exc.headers)
-    return Response(
-        encode(problem), status_code=kind.status, media_type=MEDIA_TYPE, headers=headers
-    )
+    return headers
 
 
 def _classify(exc: Exception) -> tuple[Kind, str, list[FieldProblem] | None]:
@@ -132,29 +165,35 @@ def _classify(exc: Exception) -> tuple[Kind, str, list[FieldProblem] | None]:
             )
             return kind, str(exc), errors
     if isinstance(exc, ValidationException):
-        errors = _parameter_errors(exc)
-        # A body of the wrong shape is a validation error (422) wherever it is decoded;
-        # a bad query parameter is a bad request (400), like our own InvalidParameter.
-        if _about_body(exc):
-            return VALIDATION, "The request is not valid.", errors
-        return INVALID_PARAMETER, PARAMETERS_DETAIL, errors
+        return _framework_validation(exc)
     if isinstance(exc, HTTPException):
         kind = HTTP_KINDS.get(exc.status_code, Kind(exc.status_code, "http-error", exc.detail))
         return kind, exc.detail, None
     return INTERNAL, "The server could not complete the request.", None
 
 
-def _about_body(exc: ValidationException) -> bool:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    return any(isinstance(item, dict) and item.get("source") == "body" for item in extra)
+def _framework_validation(exc: ValidationException) -> tuple[Kind, str, list[FieldProblem]]:
+    """Litestar's typed parameters report each bad one as {key, message, source}: a bad
+    query parameter is a bad request (400); a bad header or body, a validation error (422)."""
+    items = (
+        [item for item in exc.extra if isinstance(item, dict)]
+        if isinstance(exc.extra, list)
+        else []
+    )
+    errors = [_field_problem(item) for item in items]
+    if any(item.get("source") in ("body", "header") for item in items):
+        return VALIDATION, "The request is not valid.", errors
+    return INVALID_PARAMETER, PARAMETERS_DETAIL, errors
 
 
-def _parameter_errors(exc: ValidationException) -> list[FieldProblem] | None:
-    """Litestar reports bad query/path parameters as a list of {key, message}."""
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    found = [
-        FieldProblem(str(item.get("key", "")), str(item.get("message", "")))
-        for item in extra
-        if isinstance(item, dict)
-    ]
-    return found or None
+def _field_problem(item: dict[str, Any]) -> FieldProblem:
+    name = str(item.get("key", ""))
+    if item.get("source") == "header":  # the parameter `idempotency_key` is that header
+        name = name.replace("_", "-").title()
+    error = field_error(f"{item.get('message', '')} - at `$.{name}`")
+    return FieldProblem(error.field, error.message)
+
+
+PROBLEM_DETAILS = ProblemDetailsPlugin(
+    ProblemDetailsConfig(exception_to_problem_detail_map={Exception: to_problem})
+)

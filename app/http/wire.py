@@ -16,6 +16,9 @@ import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
+from litestar import Response
+from litestar.serialization import default_serializer
+from litestar.types import Serializer
 
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.order import NO_NUL, OrderRequest
@@ -58,6 +61,7 @@ _PATTERN_HINTS = {
     "email": "must be a valid email address",
     "currency": "must be a 3-letter ISO 4217 currency code, like USD",
     "country": "must be a 2-letter ISO 3166 country code, like BY",
+    "Idempotency-Key": "must be 1 to 255 printable ASCII characters",
 }
 _NO_NUL_HINT = "must not contain the NUL character (\\u0000)"
 _AT = re.compile(r" - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$")
@@ -80,6 +84,9 @@ def check_depth(body: bytes) -> None:
 
 
 def decode(body: bytes, type_: type[T]) -> T:
+    """The body as `type_`, strictly (an order's prices also checked to be JSON numbers)."""
+    if type_ is OrderRequest:
+        return decode_new_order(body)  # type: ignore[return-value]
     value, _ = _decode(body, type_)
     return value
 
@@ -184,5 +191,12 @@ def field_error(message: str) -> FieldError:
     return FieldError(path or "body", which + message)
 
 
-def encode(value: object) -> bytes:
-    return encoder.encode(value)
+class JsonResponse(Response[T]):
+    """Every JSON body we send, encoded by the events' encoder: money as exact numbers."""
+
+    def render(
+        self, content: Any, media_type: str, enc_hook: Serializer = default_serializer
+    ) -> bytes:
+        if isinstance(content, bytes | str) or not is_json(media_type):
+            return super().render(content, media_type, enc_hook)
+        return encoder.encode(content)

@@ -1,10 +1,11 @@
-"""Idempotency-Key semantics (IETF draft, as Stripe implements them) around a use case.
+"""Run a use case once per (principal, key) and store its outcome (IETF Idempotency-Key
+draft semantics, as Stripe implements them); nothing here knows HTTP.
 
-The key is locked for the duration of the transaction (a second request with
-it meanwhile is told 409), the stored response is replayed when the request is
-the same, refused (422) when it differs, and otherwise the use case runs and
-its response is stored in the same transaction: a key is remembered if and
-only if its order exists.
+The key is locked for the duration of the caller's transaction (a second request with
+it meanwhile gets IdempotencyKeyInFlight); the stored outcome is returned again when
+the request is the same, refused (IdempotencyKeyReused) when it differs, and otherwise
+the use case runs and its outcome is stored in the same transaction: a key is
+remembered if and only if what it created exists.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,18 +24,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.db import idempotency
 from app.db.engine import transaction
 from app.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, Unavailable
-from app.domain.order import NewOrder, Order
+from app.events.codec import encode
 
 log = logging.getLogger("app.idempotency")
 
 
-class Response(msgspec.Struct, frozen=True):
-    status: int
-    body: bytes
-    replayed: bool
+class Created(Protocol):
+    """An outcome names what it created (idempotency keys refer to it)."""
+
+    @property
+    def id(self) -> UUID: ...
 
 
-def fingerprint(request: NewOrder) -> bytes:
+T = TypeVar("T", bound=Created)
+
+
+class Once(msgspec.Struct, Generic[T], frozen=True):
+    outcome: T
+    replayed: bool  # True: the stored outcome of an earlier run, nothing ran now
+
+
+def fingerprint(request: object) -> bytes:
     """Equal for equal requests, however the JSON was spaced or its keys ordered."""
     return hashlib.sha256(msgspec.json.encode(request, order="sorted")).digest()
 
@@ -41,13 +53,13 @@ async def once(
     conn: AsyncConnection,
     principal: str,
     key: str,
-    request: NewOrder,
+    request: object,
     *,
     ttl: timedelta,
-    create: Callable[[AsyncConnection], Awaitable[Order]],
-    render: Callable[[Order], bytes],
-) -> Response:
-    """Run `create` once per (principal, key): a key is the caller's own, never shared."""
+    run: Callable[[AsyncConnection], Awaitable[T]],
+    outcome: type[T],
+) -> Once[T]:
+    """`run` once per (principal, key): a key is the caller's own, never shared."""
     if not await idempotency.try_lock(conn, principal, key):
         raise IdempotencyKeyInFlight(key, "a request with this Idempotency-Key is in progress")
     request_hash = fingerprint(request)
@@ -57,20 +69,18 @@ async def once(
             raise IdempotencyKeyReused(
                 key, "this Idempotency-Key was used with a different request"
             )
-        return Response(stored.status, stored.body, replayed=True)
-    order = await create(conn)
-    body = render(order)
+        return Once(msgspec.json.decode(stored.outcome, type=outcome), replayed=True)
+    result = await run(conn)
     await idempotency.remember(
         conn,
         principal,
         key,
         request_hash=request_hash,
-        order_id=order.id,
-        status=201,
-        body=body,
+        created=result.id,
+        outcome=encode(result),
         ttl=ttl,
     )
-    return Response(201, body, replayed=False)
+    return Once(result, replayed=False)
 
 
 async def prune_expired_keys(engine: AsyncEngine, *, every: float, batch: int = 1000) -> None:

@@ -141,6 +141,7 @@ def test_idempotency_key_is_documented_with_its_rules(spec: dict[str, Any]) -> N
     assert key["in"] == "header"
     assert key["required"] is False
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert key["schema"]["pattern"] == r"^[\x20-\x7E]+$"
     assert "remembered for 48 hours" in key["description"]  # IDEMPOTENCY_TTL_HOURS
 
 

@@ -1,0 +1,197 @@
+"""What a request says besides its body: typed parameters and headers, each declared
+once here, as Litestar parameters of dependency providers, so that their types,
+bounds and descriptions in the OpenAPI document are the ones that are enforced.
+
+Litestar reads query values leniently (`null` is None, `1700000000` is a date, the
+last of repeated values wins); our parameters are read strictly on top of that, so a
+request means one thing: a name given twice, a `null`, or a date-time that is not RFC
+3339 with an offset is a 400.
+
+No `from __future__ import annotations` here: the providers' annotations close over
+settings (the page size cap, the key lifetime), so they must be objects, not strings.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Request
+from litestar.di import Provide
+from litestar.params import HeaderParameter, QueryParameter
+
+from app.db.orders import OrderFilter, Position
+from app.domain.errors import FieldError, InvalidInput
+from app.domain.origin import Origin
+from app.domain.principal import Principal
+from app.domain.status import Status
+from app.http.cursor import decode_cursor, encode_cursor
+from app.http.security import principal_of
+from app.http.tracecontext import valid_traceparent, valid_tracestate
+from app.http.wire import InvalidParameter
+from app.telemetry import current_traceparent
+
+AnyRequest = Request[Any, Any, Any]
+DEFAULT_PAGE_SIZE = 20
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+_MOMENT = "must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z"
+
+# Every operation's: echoed, logged, carried into events (app.http.request_id). Never
+# refused: one that is not 1-128 of [A-Za-z0-9._:@/+=-] is replaced by a new UUID.
+REQUEST_ID = {
+    "x_request_id": HeaderParameter(
+        annotation=str,
+        name="X-Request-ID",
+        required=False,
+        description=(
+            "Your id for this request, echoed and logged when it is 1-128 characters of "
+            "`A-Za-z0-9._:@/+=-`; otherwise the server makes one up"
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Listing:
+    where: OrderFilter
+    after: Position | None
+    limit: int
+    principal: str  # who the cursors are signed for
+    cursor_secret: str
+
+    def cursor(self, last: Position | None) -> str | None:
+        """Where the next page starts, as a cursor only this principal can use."""
+        return (
+            encode_cursor(last, secret=self.cursor_secret, principal=self.principal)
+            if last
+            else None
+        )
+
+
+def listing(max_page_size: int, cursor_secret: str) -> Provide:
+    """The list operation's query parameters, as a filter, a start and a page size."""
+
+    def provide(
+        request: AnyRequest,
+        customer_id: Annotated[
+            UUID | None, QueryParameter(description="only this customer's orders")
+        ] = None,
+        status: Annotated[
+            Status | None, QueryParameter(description="only orders in this status")
+        ] = None,
+        created_from: Annotated[
+            datetime | None, QueryParameter(description="inclusive, RFC 3339 with an offset")
+        ] = None,
+        created_to: Annotated[
+            datetime | None, QueryParameter(description="exclusive, RFC 3339 with an offset")
+        ] = None,
+        limit: Annotated[
+            int,
+            QueryParameter(
+                ge=1, le=max_page_size, description="page size, at most HTTP_MAX_PAGE_SIZE"
+            ),
+        ] = DEFAULT_PAGE_SIZE,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=200, description="`next_cursor` of the last page")
+        ] = None,
+    ) -> Listing:
+        _strictly(request, moments=("created_from", "created_to"))
+        if created_from and created_to and created_from > created_to:
+            raise InvalidParameter([FieldError("created_to", "must not be before created_from")])
+        where = OrderFilter(customer_id, status, created_from, created_to)
+        principal = principal_of(request).key
+        after = decode_cursor(cursor, secret=cursor_secret, principal=principal) if cursor else None
+        return Listing(where, after, limit, principal, cursor_secret)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def _strictly(request: AnyRequest, *, moments: tuple[str, ...]) -> None:
+    """What Litestar's lenient reading let through: repeats, `null`, loose date-times."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    errors = [
+        FieldError(name, "is given more than once")
+        for name in sorted(set(names))
+        if names.count(name) > 1
+    ]
+    for name, raw in request.query_params.items():
+        if raw == "null":
+            errors.append(FieldError(name, "must not be null: leave the parameter out instead"))
+        elif name in moments and not _RFC3339.fullmatch(raw):
+            errors.append(FieldError(name, _MOMENT))
+    if errors:
+        raise InvalidParameter(errors)
+
+
+def idempotency_key(ttl: timedelta) -> Provide:
+    """The `Idempotency-Key` header of the create operation: its rule and lifetime."""
+    hours = f"{ttl.total_seconds() / 3600:g}"
+
+    def provide(
+        request: AnyRequest,
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                min_length=1,
+                max_length=255,
+                pattern=r"^[\x20-\x7E]+$",
+                description=(
+                    f"Any unique string, e.g. a UUID; remembered for {hours} hours "
+                    "(IDEMPOTENCY_TTL_HOURS). The same key with the same body replays the "
+                    "stored response; with another body it is a 422"
+                ),
+            ),
+        ] = None,
+    ) -> str | None:
+        if len(request.headers.getall("idempotency-key", [])) > 1:
+            raise InvalidInput([FieldError("Idempotency-Key", "send the header once")])
+        return idempotency_key
+
+    return Provide(provide, sync_to_thread=False)
+
+
+_TRACE = "W3C trace context: carried into the event this request causes"
+
+
+def origin(
+    request: AnyRequest,
+    # Declared for the document; read below as sent, where a repeated one is invalid.
+    traceparent: Annotated[
+        str | None, HeaderParameter(name="traceparent", description=_TRACE)
+    ] = None,
+    tracestate: Annotated[
+        str | None, HeaderParameter(name="tracestate", description=_TRACE)
+    ] = None,
+) -> Origin:
+    """Where a write comes from: the request, its caller and its trace context.
+
+    With tracing on, the event continues the request's span; off, the caller's context,
+    if it is well formed (it is stored and forwarded: never an arbitrary string). Both
+    headers are read as sent (`getall`): a repeated `traceparent` is not a valid one.
+    """
+    request_id: str | None = request.scope.get("state", {}).get("request_id")
+    parent, state = current_traceparent()
+    if parent is None:
+        parent = valid_traceparent(request.headers.getall("traceparent", []))
+        state = valid_tracestate(request.headers.getall("tracestate", []))
+    return Origin(
+        cause="api",
+        cause_id=request_id,
+        correlation_id=request_id,
+        traceparent=parent,
+        tracestate=state if parent else None,
+        actor=principal_of(request).actor,
+    )
+
+
+def principal(request: AnyRequest) -> Principal:
+    return principal_of(request)
+
+
+DEPENDENCIES = {
+    "origin": Provide(origin, sync_to_thread=False),
+    "principal": Provide(principal, sync_to_thread=False),
+}

@@ -26,14 +26,13 @@ from app.auth.tokens import verifier_for
 from app.config import Settings, require_auth
 from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
-from app.http import parameters
+from app.http import parameters, request_id
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
 from app.http.limits import body_deadline, in_flight_limit, rate_limit
 from app.http.openapi import refine
 from app.http.options import allow_every_method
 from app.http.problems import PROBLEM_DETAILS
-from app.http.request_id import request_id_middleware
 from app.http.security import SECURITY_COMPONENTS, authentication, warn_auth_disabled
 from app.http.telemetry import telemetry_middleware
 from app.http.wire import JsonResponse
@@ -56,7 +55,7 @@ class OrdersApp(Litestar):
 
     def _create_asgi_handler(self) -> ASGIApp:
         inner = body_deadline(super()._create_asgi_handler(), self.body_timeout)
-        return request_id_middleware(telemetry_middleware(inner))
+        return request_id.request_id_middleware(telemetry_middleware(inner))
 
 
 def lifespan(settings: Settings) -> Any:
@@ -146,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         body_timeout=settings.edge.body_timeout,
         route_handlers=[OrderController, HealthController, assets],
         dependencies=dependencies(settings),
-        parameters=parameters.REQUEST_ID,
+        parameters=request_id.PARAMETERS,
         lifespan=[lifespan(settings)],
         middleware=edge(settings),
         before_send=[allow_every_method, *([warn_auth_disabled] if settings.auth.disabled else [])],

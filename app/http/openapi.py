@@ -30,6 +30,7 @@ from app.domain.order import (
     NO_NUL,
     OrderRequest,
 )
+from app.http import request_id
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
 from app.http.wire import PARAMETERS_DETAIL
 
@@ -45,6 +46,7 @@ class Verbatim(Example):
         return rendered
 
 
+REPLAYED = "Idempotent-Replayed"  # on a create that replays what a key stored
 _REQUEST_ID = "0f9c4f5e-5b1d-4c53-8f0e-3c2b9d6a7e41"
 _ORDER: dict[str, Any] = {
     "id": "865ca832-c5c6-44b0-b235-37273c65aa19",
@@ -202,12 +204,8 @@ def problem_example(kind: Kind) -> dict[str, Any]:
 # --- What the types alone do not say -------------------------------------------------
 
 _HEADERS = {
-    "X-Request-ID": OpenAPIHeader(
-        schema=Schema(type=OpenAPIType.STRING),
-        required=True,
-        description="The request's id: yours when you send a sensible one, else a new UUID",
-    ),
-    "Idempotent-Replayed": OpenAPIHeader(
+    request_id.NAME: request_id.RESPONSE_HEADER,
+    REPLAYED: OpenAPIHeader(
         schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
         description="`true` when the response is the one stored for this Idempotency-Key",
     ),
@@ -286,11 +284,11 @@ def _refine_responses(
         if isinstance(response, OpenAPIResponse):
             if status >= "400" and MEDIA_TYPE not in (response.content or {}):
                 continue
-            names = ["X-Request-ID"]
+            names = [request_id.NAME]
             if status in ("503", "429"):
                 names.append("Retry-After")
             if (method, path, status) == ("post", "/api/v1/orders", "201"):
-                names.append("Idempotent-Replayed")
+                names.append(REPLAYED)
             response.headers = {
                 **(response.headers or {}),
                 **{name: Reference(ref=f"#/components/headers/{name}") for name in names},

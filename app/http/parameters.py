@@ -37,20 +37,6 @@ DEFAULT_PAGE_SIZE = 20
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 _MOMENT = "must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z"
 
-# Every operation's: echoed, logged, carried into events (app.http.request_id). Never
-# refused: one that is not 1-128 of [A-Za-z0-9._:@/+=-] is replaced by a new UUID.
-REQUEST_ID = {
-    "x_request_id": HeaderParameter(
-        annotation=str,
-        name="X-Request-ID",
-        required=False,
-        description=(
-            "Your id for this request, echoed and logged when it is 1-128 characters of "
-            "`A-Za-z0-9._:@/+=-`; otherwise the server makes one up"
-        ),
-    )
-}
-
 
 @dataclass(frozen=True)
 class Listing:

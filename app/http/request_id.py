@@ -1,4 +1,7 @@
-"""X-Request-ID: taken from the client when sensible, made up otherwise, echoed always."""
+"""X-Request-ID: taken from the client when sensible, made up otherwise, echoed always.
+
+The header's rule, its parameter (every operation's, never refused) and its response
+header are declared here, once."""
 
 from __future__ import annotations
 
@@ -6,12 +9,31 @@ import re
 import uuid
 
 from litestar.enums import ScopeType
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Schema
+from litestar.params import HeaderParameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import correlation_id
 
-HEADER = b"x-request-id"
+NAME = "X-Request-ID"
+HEADER = NAME.lower().encode()
 _ACCEPTABLE = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
+PARAMETERS = {
+    "x_request_id": HeaderParameter(
+        annotation=str,
+        name=NAME,
+        required=False,
+        description=(
+            "Your id for this request, echoed and logged when it is 1-128 characters of "
+            "`A-Za-z0-9._:@/+=-`; otherwise the server makes one up"
+        ),
+    )
+}
+RESPONSE_HEADER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    required=True,
+    description="The request's id: yours when you send a sensible one, else a new UUID",
+)
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:

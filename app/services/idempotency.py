@@ -71,16 +71,19 @@ async def once(
             )
         return Once(msgspec.json.decode(stored.outcome, type=outcome), replayed=True)
     result = await run(conn)
+    stored_outcome = encode(result)
     await idempotency.remember(
         conn,
         principal,
         key,
         request_hash=request_hash,
         created=result.id,
-        outcome=encode(result),
+        outcome=stored_outcome,
         ttl=ttl,
     )
-    return Once(result, replayed=False)
+    # What a replay will return, so that first answer and replays are the same byte for
+    # byte (a JSON number such as 1.50 in metadata comes back from the store as 1.5).
+    return Once(msgspec.json.decode(stored_outcome, type=outcome), replayed=False)
 
 
 async def prune_expired_keys(engine: AsyncEngine, *, every: float, batch: int = 1000) -> None:

@@ -20,14 +20,13 @@ from app.domain.order import Order, OrderRequest, Transition, check_new_order
 from app.domain.origin import Origin
 from app.domain.principal import Principal, Scope
 from app.http.body import StrictBody
-from app.http.openapi import problems, success
+from app.http.openapi import REPLAYED, problems, success
 from app.http.parameters import Listing
 from app.http.security import secured
 from app.http.wire import CancelRequest, JsonResponse, MalformedJson, UnsupportedMediaType, is_json
 from app.services import access
 from app.services.orders import Emitter
 
-REPLAYED = "Idempotent-Replayed"
 CREATED_MESSAGE = "Order created successfully"
 _ANY = "invalid-token", "insufficient-scope", "rate-limited", "unavailable"
 _BODY = "malformed-json", "payload-too-large", "unsupported-media-type", "validation-error"

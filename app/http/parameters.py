@@ -110,6 +110,26 @@ def _strictly(request: AnyRequest, *, moments: tuple[str, ...]) -> None:
         raise InvalidParameter(errors)
 
 
+# Litestar reports a bad parameter in msgspec's words; the problem says the rule instead.
+_RULES = [
+    (re.compile(r"Invalid UUID"), "must be a UUID"),
+    (re.compile(r"Invalid RFC3339"), _MOMENT),
+    (re.compile(r"Invalid enum value"), f"must be one of {', '.join(Status)}"),  # `status`
+    (re.compile(r"Expected `int`, got"), "must be an integer"),
+    (re.compile(r"Expected `int` >= (?P<n>\d+)"), "must be at least {n}"),
+    (re.compile(r"Expected `int` <= (?P<n>\d+)"), "must be at most {n}"),
+    (re.compile(r"of length <= (?P<n>\d+)"), "must be at most {n} characters long"),
+]
+
+
+def explain(message: str) -> str:
+    """A query parameter's error as the rule it breaks (msgspec's words if none fits)."""
+    for pattern, rule in _RULES:
+        if found := pattern.search(message):
+            return rule.format(**found.groupdict())
+    return message
+
+
 def idempotency_key(ttl: timedelta) -> Provide:
     """The `Idempotency-Key` header of the create operation: its rule and lifetime."""
     hours = f"{ttl.total_seconds() / 3600:g}"

@@ -26,6 +26,7 @@ from app.domain.errors import (
     OrderNotFound,
     Unavailable,
 )
+from app.http.parameters import explain
 from app.http.security import bearer_challenge
 from app.http.wire import (
     PARAMETERS_DETAIL,
@@ -187,10 +188,12 @@ def _framework_validation(exc: ValidationException) -> tuple[Kind, str, list[Fie
 
 
 def _field_problem(item: dict[str, Any]) -> FieldProblem:
-    name = str(item.get("key", ""))
+    name, message = str(item.get("key", "")), str(item.get("message", ""))
+    if item.get("source") == "query":
+        return FieldProblem(name, explain(message))
     if item.get("source") == "header":  # the parameter `idempotency_key` is that header
         name = name.replace("_", "-").title()
-    error = field_error(f"{item.get('message', '')} - at `$.{name}`")
+    error = field_error(f"{message} - at `$.{name}`")
     return FieldProblem(error.field, error.message)
 
 

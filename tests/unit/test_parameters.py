@@ -1,0 +1,93 @@
+"""The list operation's typed parameters, read strictly and explained as rules (no I/O:
+no database answers, so a request whose parameters are accepted gets as far as a 503)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from app import config
+from app.http.app import create_app
+from app.http.parameters import explain
+from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
+
+KEY = SigningKey.generate()
+MOMENT = "must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z"
+STATUSES = "must be one of pending, confirmed, shipped, delivered, cancelled, failed"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    public: Path = tmp_path_factory.mktemp("auth") / "public.pem"
+    public.write_bytes(KEY.public_pem())
+    settings = config.load(
+        {
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+            "DB_CONNECT_TIMEOUT": "0.5",
+            "AUTH_PUBLIC_KEY_FILE": str(public),
+            "AUTH_ISSUER": ISSUER,
+            "AUTH_AUDIENCE": AUDIENCE,
+            "CURSOR_SECRET": "s" * 32,
+            "HTTP_MAX_PAGE_SIZE": "30",
+        },
+        env_file=None,
+    )
+    with TestClient(create_app(settings)) as found:
+        found.headers["Authorization"] = f"Bearer {KEY.customer()}"
+        yield found
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("limit=0", "limit", "must be at least 1"),
+        ("limit=31", "limit", "must be at most 30"),  # HTTP_MAX_PAGE_SIZE
+        ("limit=abc", "limit", "must be an integer"),
+        ("status=PENDING", "status", STATUSES),
+        ("status=null", "status", "must not be null: leave the parameter out instead"),
+        ("customer_id=null", "customer_id", "must not be null: leave the parameter out instead"),
+        ("customer_id=42", "customer_id", "must be a UUID"),
+        ("status=pending&status=failed", "status", "is given more than once"),
+        ("created_from=2026-01-01", "created_from", MOMENT),
+        ("created_from=2026-01-01T00:00:00", "created_from", MOMENT),  # no offset
+        ("created_to=1700000000", "created_to", MOMENT),  # a timestamp
+        (
+            "created_from=2026-02-01T00:00:00Z&created_to=2026-01-01T00:00:00%2B01:00",
+            "created_to",
+            "must not be before created_from",
+        ),
+        ("cursor=" + "a" * 201, "cursor", "must be at most 200 characters long"),
+        ("cursor=abc.def", "cursor", "is not a cursor this API issued"),
+    ],
+)
+def test_a_bad_parameter_is_400_naming_its_rule(
+    client: TestClient,
+    query: str,
+    field: str,
+    message: str,  # type: ignore[type-arg]
+) -> None:
+    response = client.get(f"/api/v1/orders?{query}")
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:orders:problem:invalid-parameter"
+    assert problem["errors"][0] == {"field": field, "message": message}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "limit=30&status=cancelled",
+        "customer_id=123e4567-e89b-12d3-a456-426614174000",
+        "created_from=2026-01-01T00:00:00Z&created_to=2026-01-01T00:00:00.5%2B00:00",
+    ],
+)
+def test_good_parameters_get_as_far_as_the_database(client: TestClient, query: str) -> None:  # type: ignore[type-arg]
+    assert client.get(f"/api/v1/orders?{query}").status_code == 503
+
+
+def test_an_unknown_message_is_kept() -> None:
+    assert explain("Expected `array`, got `str`") == "Expected `array`, got `str`"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class OrdersApp(Litestar):
         return request_id.request_id_middleware(telemetry_middleware(inner))
 
 
-def lifespan(settings: Settings) -> Any:
+def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Open the engine and the outbox bell for the app's lifetime (in `app.state`), and
     prune expired idempotency keys meanwhile."""
 

@@ -1,6 +1,7 @@
 """What a request says besides its body: typed parameters and headers, each declared
 once here, as Litestar parameters of dependency providers, so that their types,
-bounds and descriptions in the OpenAPI document are the ones that are enforced.
+bounds and descriptions in the OpenAPI document are the ones that are enforced
+(X-Request-ID lives with its middleware, in app.http.request_id).
 
 Litestar reads query values leniently (`null` is None, `1700000000` is a date, the
 last of repeated values wins); our parameters are read strictly on top of that, so a

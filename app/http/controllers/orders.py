@@ -28,6 +28,8 @@ from app.services import access
 from app.services.orders import Emitter
 
 CREATED_MESSAGE = "Order created successfully"
+# The problems an operation can answer, by what it does: any call with a token, a call
+# with a body, a call naming one order.
 _ANY = "invalid-token", "insufficient-scope", "rate-limited", "unavailable"
 _BODY = "malformed-json", "payload-too-large", "unsupported-media-type", "validation-error"
 _ONE = "order-not-found", "not-found"

@@ -48,6 +48,13 @@ class Verbatim(Example):
 
 REPLAYED = "Idempotent-Replayed"  # on a create that replays what a key stored
 _REQUEST_ID = "0f9c4f5e-5b1d-4c53-8f0e-3c2b9d6a7e41"
+_ADDRESS = {
+    "street": "Main St, 1",
+    "city": "Minsk",
+    "state": "MI",
+    "country": "BY",
+    "zip_code": "220030",
+}
 _ORDER: dict[str, Any] = {
     "id": "865ca832-c5c6-44b0-b235-37273c65aa19",
     "customer_id": "123e4567-e89b-12d3-a456-426614174000",
@@ -64,20 +71,8 @@ _ORDER: dict[str, Any] = {
         }
     ],
     "metadata": {"source": "web"},
-    "shipping_address": {
-        "street": "Main St, 1",
-        "city": "Minsk",
-        "state": "MI",
-        "country": "BY",
-        "zip_code": "220030",
-    },
-    "billing_address": {
-        "street": "Main St, 1",
-        "city": "Minsk",
-        "state": "MI",
-        "country": "BY",
-        "zip_code": "220030",
-    },
+    "shipping_address": _ADDRESS,
+    "billing_address": _ADDRESS,
     "version": 1,
     "created_at": "2025-09-22T13:09:07.123456Z",
     "updated_at": "2025-09-22T13:09:07.123456Z",
@@ -118,14 +113,11 @@ SUCCESS_EXAMPLES: dict[str, Any] = {
 
 # One example per problem type (`urn:orders:problem:<slug>`); type, title and status
 # come from the error table itself, so the document cannot drift from the responses.
+# The instance is the collection unless said otherwise.
 _PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
-    "malformed-json": {
-        "detail": "the body is not valid JSON: Input data was truncated",
-        "instance": "/api/v1/orders",
-    },
+    "malformed-json": {"detail": "the body is not valid JSON: Input data was truncated"},
     "invalid-parameter": {
         "detail": PARAMETERS_DETAIL,
-        "instance": "/api/v1/orders",
         "errors": [{"field": "limit", "message": "must be at most 100"}],
     },
     "order-not-found": {
@@ -137,35 +129,21 @@ _PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         "detail": "an order that is shipped cannot become cancelled",
         "instance": "/api/v1/orders/865ca832-c5c6-44b0-b235-37273c65aa19/cancel",
     },
-    "idempotency-key-in-flight": {
-        "detail": "a request with this Idempotency-Key is in progress",
-        "instance": "/api/v1/orders",
-    },
-    "payload-too-large": {"detail": "Request Entity Too Large", "instance": "/api/v1/orders"},
+    "idempotency-key-in-flight": {"detail": "a request with this Idempotency-Key is in progress"},
+    "payload-too-large": {"detail": "Request Entity Too Large"},
     "unsupported-media-type": {
-        "detail": "send the body as JSON, with one Content-Type: application/json",
-        "instance": "/api/v1/orders",
+        "detail": "send the body as JSON, with one Content-Type: application/json"
     },
     "validation-error": {
         "detail": "The request is not valid.",
-        "instance": "/api/v1/orders",
         "errors": [{"field": "items[0].price", "message": "must have at most 2 decimals"}],
     },
-    "idempotency-key-reused": {
-        "detail": "this Idempotency-Key was used with a different request",
-        "instance": "/api/v1/orders",
-    },
-    "unavailable": {"detail": "the database is unavailable", "instance": "/api/v1/orders"},
-    "rate-limited": {"detail": "Too Many Requests", "instance": "/api/v1/orders"},
-    "invalid-token": {"detail": "the token has expired", "instance": "/api/v1/orders"},
-    "insufficient-scope": {
-        "detail": "this operation needs the scope orders:write",
-        "instance": "/api/v1/orders",
-    },
-    "forbidden": {
-        "detail": "you may create orders only for yourself",
-        "instance": "/api/v1/orders",
-    },
+    "idempotency-key-reused": {"detail": "this Idempotency-Key was used with a different request"},
+    "unavailable": {"detail": "the database is unavailable"},
+    "rate-limited": {"detail": "Too Many Requests"},
+    "invalid-token": {"detail": "the token has expired"},
+    "insufficient-scope": {"detail": "this operation needs the scope orders:write"},
+    "forbidden": {"detail": "you may create orders only for yourself"},
 }
 
 
@@ -198,7 +176,8 @@ def problems(*slugs: str) -> dict[int, ResponseSpec]:
 
 def problem_example(kind: Kind) -> dict[str, Any]:
     head = {"type": kind.type, "title": kind.title, "status": kind.status}
-    return {**head, **_PROBLEM_EXAMPLES[kind.slug], "request_id": _REQUEST_ID}
+    example = {"instance": "/api/v1/orders", **_PROBLEM_EXAMPLES[kind.slug]}
+    return {**head, **example, "request_id": _REQUEST_ID}
 
 
 # --- What the types alone do not say -------------------------------------------------

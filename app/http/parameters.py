@@ -119,11 +119,12 @@ _RULES = [
     (re.compile(r"Expected `int` >= (?P<n>\d+)"), "must be at least {n}"),
     (re.compile(r"Expected `int` <= (?P<n>\d+)"), "must be at most {n}"),
     (re.compile(r"of length <= (?P<n>\d+)"), "must be at most {n} characters long"),
+    (re.compile(r"of length >= 1$"), "must not be empty"),
 ]
 
 
 def explain(message: str) -> str:
-    """A query parameter's error as the rule it breaks (msgspec's words if none fits)."""
+    """A parameter's error as the rule it breaks (msgspec's words if none fits)."""
     for pattern, rule in _RULES:
         if found := pattern.search(message):
             return rule.format(**found.groupdict())

@@ -188,12 +188,14 @@ def _framework_validation(exc: ValidationException) -> tuple[Kind, str, list[Fie
 
 
 def _field_problem(item: dict[str, Any]) -> FieldProblem:
+    """A bad parameter as the rule it breaks; a header's named as sent (the parameter
+    `idempotency_key` is the header Idempotency-Key)."""
     name, message = str(item.get("key", "")), str(item.get("message", ""))
-    if item.get("source") == "query":
-        return FieldProblem(name, explain(message))
-    if item.get("source") == "header":  # the parameter `idempotency_key` is that header
+    if item.get("source") == "header":
         name = name.replace("_", "-").title()
-    error = field_error(f"{message} - at `$.{name}`")
+    if (rule := explain(message)) != message:
+        return FieldProblem(name, rule)
+    error = field_error(f"{message} - at `$.{name}`")  # a pattern's meaning, if we know it
     return FieldProblem(error.field, error.message)
 
 

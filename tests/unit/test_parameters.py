@@ -3,6 +3,7 @@ no database answers, so a request whose parameters are accepted gets as far as a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from app import config
 from app.http.app import create_app
 from app.http.parameters import explain
 from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
+from tests.support.pipeline import SEED_ORDER
 
 KEY = SigningKey.generate()
 MOMENT = "must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z"
@@ -91,3 +93,25 @@ def test_good_parameters_get_as_far_as_the_database(client: TestClient, query: s
 
 def test_an_unknown_message_is_kept() -> None:
     assert explain("Expected `array`, got `str`") == "Expected `array`, got `str`"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (b"", "must not be empty"),
+        (b"k" * 256, "must be at most 255 characters long"),
+        ("ключ".encode(), "must be 1 to 255 printable ASCII characters"),
+        (b"tab\there", "must be 1 to 255 printable ASCII characters"),
+    ],
+)
+def test_a_bad_idempotency_key_is_422_naming_the_header(
+    client: TestClient,  # type: ignore[type-arg]
+    key: bytes,
+    message: str,
+) -> None:
+    headers = [(b"Content-Type", b"application/json"), (b"Idempotency-Key", key)]
+    response = client.post("/api/v1/orders", content=json.dumps(SEED_ORDER), headers=headers)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:orders:problem:validation-error"
+    assert problem["errors"] == [{"field": "Idempotency-Key", "message": message}]

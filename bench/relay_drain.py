@@ -19,12 +19,12 @@ from decimal import Decimal
 import msgspec
 from psycopg.types.json import Jsonb
 
-from app.db.outbox import OutboxMessage
 from app.domain.events import EventType, order_created
 from app.domain.order import Address, Item, Order
 from app.domain.origin import Origin
 from app.domain.status import Status
 from app.events.cloudevents import to_outbox
+from app.events.message import OutboxMessage
 from bench.stack import Sql
 from bench.ui import step, wait_counting
 from scripts.stack.waiting import wait_for

@@ -35,6 +35,7 @@ from tenacity import (
 from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
+from app.events.message import OutboxMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
@@ -52,6 +53,9 @@ PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publis
 
 @dataclass(frozen=True)
 class InFlight:
+    """A claimed batch handed to the publisher, not yet settled."""
+
+    claimed: list[ClaimedMessage]
     sending: Sending
     started: float
 
@@ -143,7 +147,7 @@ class Relay:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_rebalance:  # shards only change hands with nothing in flight
-                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
@@ -156,42 +160,43 @@ class Relay:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
                 if not self._publisher.pipelined:  # one transaction at a time per shard
-                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
                 busy = in_flight.keys if in_flight else ()
-                sending = await self._send(conn, leases.shards, busy, self._id)
-                failing = _count(failing, await self._land(conn, in_flight, leases))
+                sending = await self.claim_and_send(conn, leases.shards, busy, self._id)
+                failing = _count(failing, await self.land(conn, in_flight, leases))
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
                 elif sending is None:
                     await self._idle()
         finally:
-            await self._land(conn, in_flight, leases)
+            await self.land(conn, in_flight, leases)
 
-    async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
-        """Claim, publish and settle one batch of the given shards, without pipelining."""
-        return await self._land(conn, await self._send(conn, shards, (), None), None)
-
-    async def _send(
+    async def claim_and_send(
         self,
         conn: AsyncConnection,
         shards: Sequence[int],
         busy_keys: Sequence[str],
         owner: uuid.UUID | None,
     ) -> InFlight | None:
+        """Claim a batch of `shards` (leaving out `busy_keys`) and hand it to the publisher;
+        None if there was nothing to claim."""
         if not shards:
             return None
         started = time.perf_counter()
         batch = await outbox.claim_batch(
             conn, shards, self._settings.batch_size, busy_keys, owner=owner
         )
-        return InFlight(await self._publisher.send(batch), started) if batch else None
+        if not batch:
+            return None
+        return InFlight(batch, await self._publisher.send(_by_shard(batch)), started)
 
-    async def _land(
+    async def land(
         self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases | None
     ) -> Settled:
-        """Wait for Kafka's answers on the batch in flight and record them."""
+        """Wait for Kafka's answers on the batch in flight and record them; shards found
+        fenced are dropped from `leases`."""
         if in_flight is None:
             return Settled()
         deliveries = await self._publisher.wait(in_flight.sending, self._stop.is_set)
@@ -203,7 +208,7 @@ class Relay:
             )
             if leases is not None:
                 leases.drop(in_flight.sending.fenced)
-        settled = await self._settle(conn, in_flight.sending.messages, deliveries)
+        settled = await self._settle(conn, in_flight.claimed, deliveries)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
         return settled
@@ -258,14 +263,22 @@ class Relay:
             log.info("pruned published outbox rows", extra={"rows": total})
 
 
+def _by_shard(batch: list[ClaimedMessage]) -> dict[int, list[OutboxMessage]]:
+    """The claimed messages grouped by shard, each key's kept in commit order."""
+    grouped: dict[int, list[OutboxMessage]] = {}
+    for claimed in batch:
+        grouped.setdefault(claimed.shard, []).append(claimed.message)
+    return grouped
+
+
 def _observe_published(batch: list[ClaimedMessage], delivered: set[UUID]) -> None:
     """Per batch, not per message: counting is cheap, a histogram sample per message is not."""
-    published = [message for message in batch if message.id in delivered]
+    published = [claimed for claimed in batch if claimed.message.id in delivered]
     if not published:
         return
-    for topic, count in Counter(message.topic for message in published).items():
+    for topic, count in Counter(claimed.message.topic for claimed in published).items():
         metrics.PUBLISHED.labels(topic).inc(count)
-    oldest = min(message.created_at for message in published)
+    oldest = min(claimed.created_at for claimed in published)
     metrics.PUBLISH_LATENCY.observe((datetime.now(UTC) - oldest).total_seconds())
 
 

@@ -1,0 +1,54 @@
+"""Test doubles for the relay: a publisher that keeps what it is given, and one batch on demand.
+
+Production never imports this module; tests use it in place of Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.events.message import OutboxMessage
+from relay.leases import Change
+from relay.loop import Relay, Settled
+from relay.publisher import Batch, Delivery, Sending, flatten
+
+
+class InMemoryPublisher:
+    """Keeps what it was given; can be told to refuse messages (`refuse[id] = Delivery`)."""
+
+    pipelined = True
+
+    def __init__(self) -> None:
+        self.sent: list[OutboxMessage] = []
+        self.refuse: dict[UUID, Delivery] = {}
+        self.shards: dict[int, int] = {}  # shard -> epoch, as the leases told us
+
+    async def send(self, batch: Batch) -> Sending:
+        messages = flatten(batch)
+        sending = Sending(messages, expected=len(messages))
+        for message in messages:
+            refusal = self.refuse.get(message.id)
+            if refusal is None:
+                self.sent.append(message)
+            sending.results[message.id] = refusal or Delivery(message.id)
+        return sending
+
+    async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
+        return sending.deliveries()
+
+    async def assign(self, change: Change) -> None:
+        for shard in change.lost:
+            self.shards.pop(shard, None)
+        self.shards.update(change.gained)
+
+    def close(self, timeout: float) -> None:
+        return None
+
+
+async def relay_once(relay: Relay, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
+    """Claim, publish and settle one batch of `shards` (no leases, no pipelining): the
+    loop's own two steps, once."""
+    return await relay.land(conn, await relay.claim_and_send(conn, shards, (), None), None)

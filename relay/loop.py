@@ -35,11 +35,11 @@ from tenacity import (
 from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
+from app.db.wakeup import Wakeup
 from app.events.message import OutboxMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
-from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
 

@@ -23,15 +23,7 @@ from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent
 from app.events.codec import encode, untyped_decoder
 from app.services.orders import apply_transition, create_order
-from consumer.handler import (
-    Applied,
-    Duplicate,
-    EventHandler,
-    Ignored,
-    Outcome,
-    Rejected,
-    Work,
-)
+from consumer.handler import Applied, Duplicate, EventHandler, Ignored, Outcome, Rejected, Work
 from consumer.trust import TopicTrust
 from tests.support.orders import SOURCE, emitter, new_order
 

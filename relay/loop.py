@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +36,6 @@ from tenacity import (
 from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
-from app.db.wakeup import Wakeup
 from app.events.message import OutboxMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
@@ -49,6 +49,16 @@ BACKOFF_MAX = 30.0
 PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
 PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
+
+
+class Waking(Protocol):
+    """What tells the relay that rows were committed (app.db.wakeup.Wakeup)."""
+
+    async def wait(self, timeout: float) -> bool:
+        """True if woken before `timeout` seconds; False on the timeout (poll anyway)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class Relay:
         self,
         engine: AsyncEngine,
         publisher: Publisher,
-        wakeup: Wakeup | None,
+        wakeup: Waking,
         settings: RelaySettings,
         stop: asyncio.Event,
     ) -> None:
@@ -105,8 +115,7 @@ class Relay:
         except RetryError:
             log.info("relay stopped while waiting to retry")
         finally:
-            if self._wakeup is not None:
-                await self._wakeup.close()
+            await self._wakeup.close()
 
     async def _serve(self) -> None:
         # One session for leases, claims and marks. Leases are rows that expire, not
@@ -236,14 +245,9 @@ class Relay:
         return Settled(claimed=len(batch), published=len(delivered), failed=len(failures))
 
     async def _idle(self) -> None:
-        timeout = self._settings.poll_interval
-        if self._wakeup is not None:
-            if await self._wakeup.wait(timeout):
-                # Commits come in bursts: a moment's wait turns many one-row batches into one.
-                await asyncio.sleep(WAKE_LINGER)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout)
+        if await self._wakeup.wait(self._settings.poll_interval):
+            # Commits come in bursts: a moment's wait turns many one-row batches into one.
+            await asyncio.sleep(WAKE_LINGER)
 
     async def _back_off(self, attempt: int) -> None:
         """Exponential backoff with full jitter, capped, cut short by shutdown."""

@@ -1,10 +1,13 @@
-"""Test doubles for the relay: a publisher that keeps what it is given, and one batch on demand.
+"""Test doubles for the relay: a publisher that keeps what it is given, a wake-up that never
+rings, and one batch on demand.
 
 Production never imports this module; tests use it in place of Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
@@ -45,6 +48,21 @@ class InMemoryPublisher:
         self.shards.update(change.gained)
 
     def close(self, timeout: float) -> None:
+        return None
+
+
+class Polling:
+    """No notifications: every wait runs to its timeout (the relay polls), or until `stop`."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+
+    async def wait(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout)
+        return False
+
+    async def close(self) -> None:
         return None
 
 

@@ -19,7 +19,7 @@ from app.db.locks import OUTBOX_SHARDS
 from relay.leases import ShardLeases
 from relay.loop import Relay
 from relay.publisher import Delivery
-from relay.testing import InMemoryPublisher, relay_once
+from relay.testing import InMemoryPublisher, Polling, relay_once
 from tests.integration.test_outbox import enqueue, message
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +37,8 @@ async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def relay(engine: AsyncEngine, publisher: InMemoryPublisher) -> Relay:
-    return Relay(engine, publisher, None, SETTINGS, asyncio.Event())
+    stop = asyncio.Event()
+    return Relay(engine, publisher, Polling(stop), SETTINGS, stop)
 
 
 async def test_publishes_in_commit_order_and_marks_published(
@@ -173,7 +174,7 @@ async def test_run_stops_when_asked(engine: AsyncEngine) -> None:
     await enqueue(engine, message("a"))
     publisher = InMemoryPublisher()
     stop = asyncio.Event()
-    running = asyncio.create_task(Relay(engine, publisher, None, SETTINGS, stop).run())
+    running = asyncio.create_task(Relay(engine, publisher, Polling(stop), SETTINGS, stop).run())
     for _ in range(200):  # bounded wait (≤ 4 s) for the row to go out
         if publisher.sent:
             break

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import load
-from app.domain.events import EventType, OrderCreated
-from app.domain.order import Item
+from app.domain import examples
+from app.domain.events import EventType, order_created
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from app.events.codec import encode, untyped_decoder
@@ -47,21 +47,9 @@ def event(
 
 def created_data() -> object:
     """`order.created` data as the consumer sees it: our JSON, decoded untyped."""
-    created = OrderCreated(
-        order_id=ORDER_ID,
-        customer_id=CUSTOMER_ID,
-        email="customer@example.com",
-        status=Status.PENDING,
-        total_amount=Decimal("149.97"),
-        currency="USD",
-        items=[Item(UUID(int=1), "Test Product", Decimal("49.99"), 3)],
-        metadata={"source": "web", "rating": 4.5},
-        shipping_address=None,
-        billing_address=None,
-        version=1,
-        created_at=datetime(2025, 1, 2, tzinfo=UTC),
-    )
-    return untyped_decoder.decode(encode(created))
+    order = examples.stored(ORDER_ID, datetime(2025, 1, 2, tzinfo=UTC))
+    assert order.customer_id == CUSTOMER_ID
+    return untyped_decoder.decode(encode(order_created(UUID(int=9), order).data))
 
 
 def plan(

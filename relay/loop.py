@@ -172,7 +172,7 @@ class Relay:
                     failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
                 busy = in_flight.keys if in_flight else ()
-                sending = await self.claim_and_send(conn, leases.shards, busy, self._id)
+                sending = await self.claim_and_send(conn, leases, busy)
                 failing = _count(failing, await self.land(conn, in_flight, leases))
                 in_flight = sending
                 if failing:
@@ -183,26 +183,23 @@ class Relay:
             await self.land(conn, in_flight, leases)
 
     async def claim_and_send(
-        self,
-        conn: AsyncConnection,
-        shards: Sequence[int],
-        busy_keys: Sequence[str],
-        owner: uuid.UUID | None,
+        self, conn: AsyncConnection, leases: ShardLeases, busy_keys: Sequence[str]
     ) -> InFlight | None:
-        """Claim a batch of `shards` (leaving out `busy_keys`) and hand it to the publisher;
-        None if there was nothing to claim."""
+        """Claim a batch of the shards `leases` hold (leaving out `busy_keys`) and hand it
+        to the publisher; None if there was nothing to claim."""
+        shards = leases.shards
         if not shards:
             return None
         started = time.perf_counter()
         batch = await outbox.claim_batch(
-            conn, shards, self._settings.batch_size, busy_keys, owner=owner
+            conn, shards, self._settings.batch_size, busy_keys, owner=leases.relay_id
         )
         if not batch:
             return None
         return InFlight(batch, await self._publisher.send(_by_shard(batch)), started)
 
     async def land(
-        self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases | None
+        self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases
     ) -> Settled:
         """Wait for Kafka's answers on the batch in flight and record them; shards found
         fenced are dropped from `leases`."""
@@ -215,8 +212,7 @@ class Relay:
                 "fenced: shards taken over by another relay",
                 extra={"shards": sorted(in_flight.sending.fenced)},
             )
-            if leases is not None:
-                leases.drop(in_flight.sending.fenced)
+            leases.drop(in_flight.sending.fenced)
         settled = await self._settle(conn, in_flight.claimed, deliveries)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)

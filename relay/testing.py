@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events.message import OutboxMessage
-from relay.leases import Change
+from relay.leases import Change, ShardLeases
 from relay.loop import Relay, Settled
 from relay.publisher import Batch, Delivery, Sending, flatten
+
+LEASE_SECONDS = 60.0  # far longer than one batch takes
 
 
 class InMemoryPublisher:
@@ -66,7 +69,12 @@ class Polling:
         return None
 
 
-async def relay_once(relay: Relay, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
-    """Claim, publish and settle one batch of `shards` (no leases, no pipelining): the
-    loop's own two steps, once."""
-    return await relay.land(conn, await relay.claim_and_send(conn, shards, (), None), None)
+async def relay_once(relay: Relay, conn: AsyncConnection) -> Settled:
+    """One batch, as a lone relay would publish it: take every shard's lease, claim, publish
+    and settle once (the loop's own two steps, without pipelining), then hand the shards back."""
+    leases = ShardLeases(conn, uuid.uuid4(), name="test", ttl=LEASE_SECONDS)
+    await leases.rebalance()
+    try:
+        return await relay.land(conn, await relay.claim_and_send(conn, leases, ()), leases)
+    finally:
+        await leases.leave()

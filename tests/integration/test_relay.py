@@ -48,7 +48,7 @@ async def test_publishes_in_commit_order_and_marks_published(
     for item in sent:
         await enqueue(engine, item)
     publisher = InMemoryPublisher()
-    settled = await relay_once(relay(engine, publisher), conn, ALL_SHARDS)
+    settled = await relay_once(relay(engine, publisher), conn)
     assert (settled.claimed, settled.published, settled.failed) == (9, 9, 0)
     for key in {m.key for m in sent}:  # each key's events in the order they were committed
         assert [m.id for m in publisher.sent if m.key == key] == [
@@ -70,9 +70,9 @@ async def test_a_refused_message_is_parked_and_its_key_waits(
     publisher = InMemoryPublisher()
     publisher.refuse[poison.id] = Delivery(poison.id, "too large", permanent=True)
     publisher.refuse[follower.id] = Delivery(follower.id, "held back", permanent=False)
-    await relay_once(relay(engine, publisher), conn, ALL_SHARDS)
+    await relay_once(relay(engine, publisher), conn)
     publisher.refuse.clear()
-    await relay_once(relay(engine, publisher), conn, ALL_SHARDS)
+    await relay_once(relay(engine, publisher), conn)
     assert [m.id for m in publisher.sent] == [bystander.id]  # k1 waits behind its parked row
     parked = (
         (await conn.execute(text("SELECT id FROM outbox WHERE parked_at IS NOT NULL")))
@@ -164,7 +164,7 @@ async def test_prunes_published_rows_past_retention(
     await enqueue(engine, message("a"), message("b"))
     publisher = InMemoryPublisher()
     loop = relay(engine, publisher)
-    await relay_once(loop, conn, ALL_SHARDS)
+    await relay_once(loop, conn)
     await conn.execute(text("UPDATE outbox SET published_at = published_at - interval '2 hours'"))
     await loop._prune(conn)
     assert (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 0

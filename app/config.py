@@ -179,13 +179,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
     """Read every setting; `.env` fills in what the real environment leaves out."""
     env = _Env({**_dotenv(env_file), **(os.environ if environ is None else environ)})
     return Settings(
-        database=DatabaseSettings(
-            url=_database_url(env),
-            pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
-            connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
-            statement_timeout=env.number("DB_STATEMENT_TIMEOUT", 10.0),
-            **_database_deadlines(env),
-        ),
+        database=_database(env),
         kafka=_kafka(env),
         http=HttpSettings(
             host=env.text("HTTP_HOST", "127.0.0.1"),
@@ -226,6 +220,16 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
         log_format=cast(LogFormat, env.choice("LOG_FORMAT", "json", get_args(LogFormat))),
         otel_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
         metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
+    )
+
+
+def _database(env: _Env) -> DatabaseSettings:
+    return DatabaseSettings(
+        url=_database_url(env),
+        pool_size=env.integer("DB_POOL_SIZE", 10, low=1, high=200),
+        connect_timeout=env.number("DB_CONNECT_TIMEOUT", 5.0, low=0.1),
+        statement_timeout=env.number("DB_STATEMENT_TIMEOUT", 10.0),
+        **_database_deadlines(env),
     )
 
 

@@ -19,17 +19,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from app.domain import examples
 from bench.stack import Api
 from bench.ui import console, run_timed
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_orders.lua")
-ADDRESS = {
-    "street": "Main St, 1",
-    "city": "Minsk",
-    "state": "MI",
-    "country": "BY",
-    "zip_code": "220030",
-}
 
 
 class LoadResult(msgspec.Struct):
@@ -51,22 +45,11 @@ class LoadResult(msgspec.Struct):
 
 
 def order(run: str, customer: uuid.UUID | None = None) -> dict[str, object]:
-    """The seed README's order (one item, 3 x 49.99) for a customer."""
+    """The example order (the seed README's: one item, 3 x 49.99) for a customer."""
     return {
+        **examples.request_body(),
         "customer_id": str(customer or uuid.uuid4()),
-        "email": "customer@example.com",
-        "items": [
-            {
-                "product_id": "456e7890-e89b-12d3-a456-426614174001",
-                "name": "Test Product",
-                "price": 49.99,
-                "quantity": 3,
-            }
-        ],
-        "currency": "USD",
         "metadata": {"source": "bench", "run": run},
-        "shipping_address": ADDRESS,
-        "billing_address": ADDRESS,
     }
 
 

@@ -14,17 +14,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import msgspec
 from psycopg.types.json import Jsonb
 
-from app.db.outbox import OutboxMessage
+from app.domain import examples
 from app.domain.events import EventType, order_created
-from app.domain.order import Address, Item, Order
 from app.domain.origin import Origin
-from app.domain.status import Status
 from app.events.cloudevents import to_outbox
+from app.events.message import OutboxMessage
 from bench.stack import Sql
 from bench.ui import step, wait_counting
 from scripts.stack.waiting import wait_for
@@ -62,33 +60,13 @@ class Drain(msgspec.Struct):
 
 
 def template(topic: str) -> OutboxMessage:
-    """An `order.created` outbox message for the seed order, with placeholder ids."""
-    address = Address(
-        street="Main St, 1", city="Minsk", state="MI", country="BY", zip_code="220030"
-    )
-    now = datetime.now(UTC)
-    order = Order(
-        id=PLACEHOLDER_ORDER,
+    """An `order.created` outbox message for the example order, with placeholder ids."""
+    new = msgspec.structs.replace(
+        examples.NEW_ORDER,
         customer_id=PLACEHOLDER_CUSTOMER,
-        email="customer@example.com",
-        status=Status.PENDING,
-        total_amount=Decimal("149.97"),
-        currency="USD",
-        items=[
-            Item(
-                uuid.UUID("456e7890-e89b-12d3-a456-426614174001"),
-                "Test Product",
-                Decimal("49.99"),
-                3,
-            )
-        ],
         metadata={"source": "bench", "run": "drain"},
-        shipping_address=address,
-        billing_address=address,
-        version=1,
-        created_at=now,
-        updated_at=now,
     )
+    order = examples.stored(PLACEHOLDER_ORDER, datetime.now(UTC), new)
     request_id = str(uuid.uuid4())
     origin = Origin(cause="api", cause_id=request_id, correlation_id=request_id)
     event = order_created(PLACEHOLDER_EVENT, order)

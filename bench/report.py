@@ -24,6 +24,14 @@ from bench.results import RSS_MB, Results, Target
 from bench.tables import ms, tables
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (where a container's or
+    taskset's limit shows), else every core the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def machine(server_version: str, kafka_version: str) -> dict[str, str]:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     model = next(
@@ -36,7 +44,7 @@ def machine(server_version: str, kafka_version: str) -> dict[str, str]:
     load1, load5, _ = os.getloadavg()
     return {
         "cpu": model,
-        "cores": str(os.cpu_count()),
+        "cores": str(usable_cores()),
         "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

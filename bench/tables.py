@@ -20,7 +20,7 @@ def ratio(value: float | None, base: float | None) -> float | None:
 
 
 def cores(results: Results) -> str:
-    """The machine's core count as the run recorded it (os.cpu_count() at the time)."""
+    """The cores the run could use, as it recorded them (bench.report.usable_cores)."""
     return results.machine.get("cores", "?")
 
 

@@ -9,8 +9,8 @@ import sys
 from decimal import Decimal
 
 from app import config
-from app.db.bell import OutboxBell
 from app.db.engine import create_engine, libpq_url
+from app.db.wakeup import OutboxBell
 from app.process import run_worker
 from app.services.orders import Emitter
 from consumer import replay

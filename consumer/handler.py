@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar, assert_never
 from uuid import UUID
 
 import msgspec
@@ -40,7 +40,6 @@ from app.services.orders import Emitter, transition_locked
 from app.telemetry import current_traceparent
 from consumer.trust import TopicTrust
 
-Result = Literal["applied", "duplicate", "rejected", "ignored"]
 T = TypeVar("T")
 
 
@@ -54,17 +53,27 @@ class StatusChange(msgspec.Struct, frozen=True):
 KEY_MAX = 64  # a customer id is 36 characters: a longer key cannot match, only be logged
 
 
-class Plan(msgspec.Struct, frozen=True):
-    """A decoded event we act on: which order, the status it asks for (None: decide from
-    the stored order), and the record's Kafka key (it must be the order's customer)."""
+# What an event asks for: one of these cases (`plan` decides, before any I/O).
+
+
+class Confirm(msgspec.Struct, frozen=True):
+    """Our own order.created: confirm the order, or fail it, as the stored order decides.
+    `key` is the record's Kafka key: it must be the order's customer."""
 
     order_id: UUID
-    target: Status | None
+    key: str | None
+
+
+class Transition(msgspec.Struct, frozen=True):
+    """A status another system decides (an inbound topic, a type it may carry)."""
+
+    order_id: UUID
+    target: Status
     key: str | None
     reason: str | None = None
 
 
-class Rejected(msgspec.Struct, frozen=True):
+class Untrusted(msgspec.Struct, frozen=True):
     """An event its topic may not carry: recorded as rejected, never applied."""
 
     why: str
@@ -72,14 +81,38 @@ class Rejected(msgspec.Struct, frozen=True):
 
 
 class Ignored(msgspec.Struct, frozen=True):
+    """Nothing to do (our own announcements, already applied): marked done, not recorded."""
+
     why: str
+
+
+Plan = Confirm | Transition | Untrusted  # what is recorded in processed_events
+Decision = Plan | Ignored
+
+
+# What became of an event that was recorded: one of these cases.
+
+
+class Applied(msgspec.Struct, frozen=True):
+    detail: str | None = None  # the reason recorded with the new status, if any
+
+
+class Duplicate(msgspec.Struct, frozen=True):
+    """Already recorded (applied or rejected) by an earlier delivery: nothing done."""
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    why: str
+
+
+Outcome = Applied | Duplicate | Rejected
 
 
 class Work(msgspec.Struct, frozen=True):
     """An event to apply (or record as rejected), what it asks for, and where it was read."""
 
     event: IncomingEvent
-    plan: Plan | Rejected
+    plan: Plan
     receipt: Receipt
 
 
@@ -92,42 +125,22 @@ class EventHandler:
         self._max_total = max_order_total
         self._trust = trust
 
-    def plan(
-        self, event: IncomingEvent, *, topic: str, key: bytes | None
-    ) -> Plan | Ignored | Rejected:
+    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Decision:
         """Decide what the event asks for, given the topic it arrived on and its Kafka key;
         PoisonMessage if its topic may carry it but it is malformed."""
         refusal = self._trust.refusal(event, topic)
         if refusal is not None:
-            return Rejected(refusal, _maybe_uuid(event.subject))
+            return Untrusted(refusal, _maybe_uuid(event.subject))
         customer = None if key is None else key[:KEY_MAX].decode(errors="replace")
-        if self._trust.is_own(topic):
-            if event.type != EventType.CREATED:
-                return Ignored("emitted by this service")  # our announcements, already applied
-            # Validated as ours; the decision reads the stored order, not these numbers.
-            created = _convert(event.data, OrderCreated, "order.created data")
-            return Plan(order_id=created.order_id, target=None, key=customer)
-        # An inbound topic, and a type it may carry: a status another system decides.
-        target = STATUS_FOR_EVENT[EventType(event.type)]
-        change = (
-            _convert(event.data, StatusChange, "status change data")
-            if event.data is not None
-            else StatusChange()
-        )
-        return Plan(
-            order_id=change.order_id or _uuid(event.subject),
-            target=target,
-            key=customer,
-            reason=change.reason,
-        )
+        if not self._trust.is_own(topic):
+            return _transition(event, customer)
+        if event.type != EventType.CREATED:
+            return Ignored("emitted by this service")  # our announcements, already applied
+        # Validated as ours; the decision reads the stored order, not these numbers.
+        created = _convert(event.data, OrderCreated, "order.created data")
+        return Confirm(order_id=created.order_id, key=customer)
 
-    async def apply(
-        self, event: IncomingEvent, plan: Plan | Rejected, receipt: Receipt
-    ) -> tuple[Result, str | None]:
-        """Apply one event in its own transaction."""
-        return (await self.apply_all([Work(event, plan, receipt)]))[0]
-
-    async def apply_all(self, batch: Sequence[Work]) -> list[tuple[Result, str | None]]:
+    async def apply_all(self, batch: Sequence[Work]) -> list[Outcome]:
         """Apply events in order, in one transaction (one commit, not one per event).
 
         If anything fails, nothing of the batch is applied: the caller retries the
@@ -136,7 +149,7 @@ class EventHandler:
         async with transaction(self._engine) as conn:
             return [await self._apply_in(conn, work) for work in batch]
 
-    async def _apply_in(self, conn: AsyncConnection, work: Work) -> tuple[Result, str | None]:
+    async def _apply_in(self, conn: AsyncConnection, work: Work) -> Outcome:
         event, plan = work.event, work.plan
         token = correlation_id.set(event.correlation_id)
         try:
@@ -146,63 +159,100 @@ class EventHandler:
                 kind=SpanKind.CONSUMER,
                 attributes={"messaging.message.id": event.id, "order.id": str(plan.order_id or "")},
             ):
-                return await self._transition(conn, work)
+                return await self._record(conn, work)
         finally:
             correlation_id.reset(token)
 
-    async def _transition(self, conn: AsyncConnection, work: Work) -> tuple[Result, str | None]:
-        event, plan, receipt = work.event, work.plan, work.receipt
-        if isinstance(plan, Rejected):
-            rejected = await inbox.claim(
-                conn, receipt, order_id=plan.order_id, outcome="rejected", detail=plan.why
-            )
-            return ("rejected", plan.why) if rejected else ("duplicate", None)
-        if not await inbox.claim(conn, receipt, order_id=plan.order_id):
-            return "duplicate", None
-        traceparent, _ = current_traceparent()  # the consumer's span, when tracing is on
-        origin = Origin(
-            cause="event",
-            cause_id=event.id,
-            correlation_id=event.correlation_id,
-            traceparent=traceparent or event.traceparent,
-            actor=event.source,
-        )
-        locked = await orders.lock_order_with_total(conn, plan.order_id)
-        refusal = _refusal(plan, locked)
-        if refusal is None:
-            assert locked is not None
-            target, reason = self._decide(plan, locked)
-            try:
-                await transition_locked(
-                    conn, locked.state, target, emitter=self._emitter, origin=origin, reason=reason
+    async def _record(self, conn: AsyncConnection, work: Work) -> Outcome:
+        """Claim the event's receipt, then apply it: a receipt already there is a duplicate."""
+        plan, receipt = work.plan, work.receipt
+        match plan:
+            case Untrusted(why=why, order_id=order_id):
+                claimed = await inbox.claim(
+                    conn, receipt, order_id=order_id, outcome="rejected", detail=why
                 )
-            except IllegalTransition as refused:
-                refusal = str(refused)
-            else:
-                return "applied", reason
-        # Nothing was written but the receipt: keep it, so the refusal is recorded once.
-        await inbox.settle(conn, receipt, "rejected", refusal)
-        return "rejected", refusal
+                return Rejected(why) if claimed else Duplicate()
+            case Confirm() | Transition():
+                if not await inbox.claim(conn, receipt, order_id=plan.order_id):
+                    return Duplicate()
+                return await self._transition(conn, work.event, plan, receipt)
+            case _:
+                assert_never(plan)
 
-    def _decide(self, plan: Plan, stored: LockedOrder) -> tuple[Status, str | None]:
-        """The status the event asks for; for order.created, our decision on the stored total."""
-        if plan.target is not None:
-            return plan.target, plan.reason
-        if stored.total_amount > self._max_total:
-            return (
-                Status.FAILED,
-                f"total {stored.total_amount} exceeds the limit of {self._max_total}",
+    async def _transition(
+        self,
+        conn: AsyncConnection,
+        event: IncomingEvent,
+        plan: Confirm | Transition,
+        receipt: Receipt,
+    ) -> Outcome:
+        """Move the stored order, or record why not (the receipt is kept either way, so a
+        refusal is recorded once)."""
+        locked = await orders.lock_order_with_total(conn, plan.order_id)
+        if locked is None:
+            return await _reject(conn, receipt, f"order {plan.order_id} does not exist")
+        if plan.key != str(locked.state.customer_id):
+            why = f"the record's key {plan.key!r} is not the order's customer"
+            return await _reject(conn, receipt, why)
+        target, reason = self._decide(plan, locked)
+        try:
+            await transition_locked(
+                conn,
+                locked.state,
+                target,
+                emitter=self._emitter,
+                origin=_origin(event),
+                reason=reason,
             )
-        return Status.CONFIRMED, None
+        except IllegalTransition as refused:
+            return await _reject(conn, receipt, str(refused))
+        return Applied(reason)
+
+    def _decide(self, plan: Confirm | Transition, stored: LockedOrder) -> tuple[Status, str | None]:
+        """The status the event asks for; for order.created, our decision on the stored total."""
+        match plan:
+            case Transition(target=target, reason=reason):
+                return target, reason
+            case Confirm() if stored.total_amount > self._max_total:
+                why = f"total {stored.total_amount} exceeds the limit of {self._max_total}"
+                return Status.FAILED, why
+            case Confirm():
+                return Status.CONFIRMED, None
+            case _:
+                assert_never(plan)
 
 
-def _refusal(plan: Plan, stored: LockedOrder | None) -> str | None:
-    """Why the event may not touch the stored order (None: it may)."""
-    if stored is None:
-        return f"order {plan.order_id} does not exist"
-    if plan.key != str(stored.state.customer_id):
-        return f"the record's key {plan.key!r} is not the order's customer"
-    return None
+def _transition(event: IncomingEvent, customer: str | None) -> Transition:
+    """An inbound event of a type its topic may carry: the status it stands for."""
+    change = (
+        _convert(event.data, StatusChange, "status change data")
+        if event.data is not None
+        else StatusChange()
+    )
+    return Transition(
+        order_id=change.order_id or _uuid(event.subject),
+        target=STATUS_FOR_EVENT[EventType(event.type)],
+        key=customer,
+        reason=change.reason,
+    )
+
+
+def _origin(event: IncomingEvent) -> Origin:
+    """Where the change comes from: the event, in the consumer's span when tracing is on."""
+    traceparent, _ = current_traceparent()
+    return Origin(
+        cause="event",
+        cause_id=event.id,
+        correlation_id=event.correlation_id,
+        traceparent=traceparent or event.traceparent,
+        actor=event.source,
+    )
+
+
+async def _reject(conn: AsyncConnection, receipt: Receipt, why: str) -> Rejected:
+    """Nothing was written but the receipt: settle it as rejected, with the reason."""
+    await inbox.settle(conn, receipt, "rejected", why)
+    return Rejected(why)
 
 
 def _convert(data: object, type_: type[T], what: str) -> T:

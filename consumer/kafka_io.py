@@ -1,6 +1,6 @@
 """The consumer's outside world: records in (with offsets we store ourselves) and
-dead letters out. Real implementations use confluent-kafka; the in-memory ones
-stand in for them in unit tests."""
+dead letters out. The real implementations use confluent-kafka; the in-memory ones
+in consumer/testing.py stand in for them in tests."""
 
 from __future__ import annotations
 
@@ -273,35 +273,3 @@ class KafkaDeadLetters:
 
     def close(self) -> None:
         self._producer.flush(10)
-
-
-class InMemorySource:
-    """Records handed out in order; `done` remembers what would be committed."""
-
-    def __init__(self, records: Sequence[Record]) -> None:
-        self._pending = list(records)
-        self.committed: list[Record] = []
-        self.closed = False
-
-    async def poll(self, max_records: int, timeout: float) -> list[Record]:
-        batch, self._pending = self._pending[:max_records], self._pending[max_records:]
-        if not batch:
-            await asyncio.sleep(0)
-        return batch
-
-    def done(self, record: Record) -> None:
-        self.committed.append(record)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class InMemoryDeadLetters:
-    def __init__(self) -> None:
-        self.letters: list[tuple[Record, str, BaseException | None]] = []
-
-    async def send(self, record: Record, reason: str, error: BaseException | None) -> None:
-        self.letters.append((record, reason, error))
-
-    def close(self) -> None:
-        return None

@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, TypeVar, assert_never
 
 import msgspec
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    retry_if_not_exception_type,
+    retry_if_exception_type,
     wait_random_exponential,
 )
 from tenacity.retry import retry_base
@@ -33,7 +33,16 @@ from app.events.cloudevents import IncomingEvent, from_kafka
 from app.logs import correlation_id
 from consumer import metrics
 from consumer.failures import classify, reason
-from consumer.handler import EventHandler, Ignored, Rejected, Result, Work
+from consumer.handler import (
+    Applied,
+    Duplicate,
+    EventHandler,
+    Ignored,
+    Outcome,
+    Rejected,
+    Untrusted,
+    Work,
+)
 from consumer.kafka_io import DeadLetters, EventSource, Record
 
 log = logging.getLogger("consumer")
@@ -41,35 +50,51 @@ log = logging.getLogger("consumer")
 POLL_TIMEOUT = 0.5
 BACKOFF_BASE = 0.2
 BACKOFF_MAX = 5.0
+T = TypeVar("T")
 
 
-class Step(msgspec.Struct, frozen=True):
-    """A record read as an event, and the work it asks for (None: ignored)."""
+# A record read as an event is one of these cases.
+
+
+class Skip(msgspec.Struct, frozen=True):
+    """An event we do not act on (Ignored): marked done, counted, nothing written."""
 
     record: Record
     event: IncomingEvent
-    work: Work | None
+
+
+class Apply(msgspec.Struct, frozen=True):
+    """An event to apply or record as rejected."""
+
+    record: Record
+    work: Work
+
+
+Step = Skip | Apply
+
+
+class Interrupted(msgspec.Struct, frozen=True):
+    """Shutdown came while a record was still being retried: it is not done, and is read
+    again by whoever consumes its partition next."""
+
+
+INTERRUPTED = Interrupted()
 
 
 def read(record: Record, handler: EventHandler) -> Step:
     """The record as an event and what it asks for; raises (PoisonMessage, or anything
     a hostile record provokes) if it cannot be read."""
     event = from_kafka(record.value, record.headers)
-    plan = handler.plan(event, topic=record.topic, key=record.key)
-    if isinstance(plan, Ignored):
-        return Step(record, event, None)
+    decision = handler.plan(event, topic=record.topic, key=record.key)
+    if isinstance(decision, Ignored):
+        return Skip(record, event)
     where = (record.topic, record.partition, record.offset)
-    return Step(
-        record, event, Work(event, plan, Receipt(event.source, event.id, event.type, *where))
-    )
+    receipt = Receipt(event.source, event.id, event.type, *where)
+    return Apply(record, Work(event, decision, receipt))
 
 
 DeadLetterKind = Literal["poison", "failing"]
 _EVENT_TYPES = frozenset(EventType)
-
-
-class Stopped(Exception):
-    """Shutdown was requested while a record was still being retried."""
 
 
 class ConsumerLoop:
@@ -93,16 +118,19 @@ class ConsumerLoop:
     async def run(self) -> None:
         try:
             while not self._stop.is_set():
-                await self.process(await self._source.poll(self._batch_size, POLL_TIMEOUT))
-        except Stopped:
-            log.info("stopped while retrying; what is not done will be read again")
+                records = await self._source.poll(self._batch_size, POLL_TIMEOUT)
+                if await self.process(records) is INTERRUPTED:
+                    log.info("stopped while retrying; what is not done will be read again")
+                    return
         finally:
             self._source.close()
             self._dead_letters.close()
 
-    async def process(self, records: Sequence[Record]) -> None:
+    async def process(self, records: Sequence[Record]) -> Interrupted | None:
         """Apply records in order, marking each done once its effect (or its dead letter) is
-        safe. Runs of events are applied in one transaction; poison splits the runs."""
+        safe. Runs of events are applied in one transaction; poison splits the runs.
+        INTERRUPTED if shutdown came first: the records from the one being retried on are
+        not marked done."""
         run: list[Step] = []
         for record in records:
             try:
@@ -110,60 +138,72 @@ class ConsumerLoop:
             # Whatever a record makes reading raise (RecursionError, UnicodeDecodeError, …),
             # the record is at fault: it is poison, not a reason to stop.
             except Exception as error:  # noqa: BLE001
-                await self._settle(run)
+                if await self._settle(run) is INTERRUPTED:
+                    return INTERRUPTED
                 run = []
-                await self._dead_letter(record, reason(error), error, "poison")
+                if await self._dead_letter(record, reason(error), error, "poison") is INTERRUPTED:
+                    return INTERRUPTED
                 self._source.done(record)
                 continue
             run.append(step)
-        await self._settle(run)
+        return await self._settle(run)
 
-    async def _settle(self, steps: Sequence[Step]) -> None:
+    async def _settle(self, steps: Sequence[Step]) -> Interrupted | None:
         started = time.perf_counter()
-        todo = [step for step in steps if step.work is not None]
+        todo = [step for step in steps if isinstance(step, Apply)]
         together = len(todo) > 1 and await self._apply_together(todo, started)
+        if together is INTERRUPTED:
+            return INTERRUPTED
         for step in steps:
-            if step.work is None:
-                metrics.EVENTS.labels(type_label(step.event.type), "ignored").inc()
-            elif not together:
-                await self._apply_with_retries(step, started)
+            match step:
+                case Skip(event=event):
+                    metrics.EVENTS.labels(type_label(event.type), "ignored").inc()
+                case Apply() if not together:
+                    if await self._apply_alone(step, started) is INTERRUPTED:
+                        return INTERRUPTED
+                case Apply():
+                    pass  # applied with the others
+                case _:
+                    assert_never(step)
             self._source.done(step.record)
+        return None
 
-    async def _apply_together(self, steps: list[Step], started: float) -> bool:
+    async def _apply_together(self, steps: list[Apply], started: float) -> bool | Interrupted:
         """One transaction for them all; False if it failed (then: one at a time)."""
         try:
-            results = await self._apply([s.work for s in steps if s.work], attempts=1)
-        except Stopped:
-            raise
-        except Exception as exc:
+            outcomes = await self._apply([step.work for step in steps], attempts=1)
+        except Exception as exc:  # noqa: BLE001 - any failure: find the culprit alone
             if self._stop.is_set():
-                raise Stopped from exc
+                return INTERRUPTED
             log.warning("batch failed; applying its events one by one", extra={"error": repr(exc)})
             return False
-        for step, (result, detail) in zip(steps, results, strict=True):
-            self._report(step, result, detail, started)
+        if isinstance(outcomes, Interrupted):
+            return outcomes
+        for step, outcome in zip(steps, outcomes, strict=True):
+            self._report(step, outcome, started)
         return True
 
-    async def _apply_with_retries(self, step: Step, started: float) -> None:
-        assert step.work is not None
+    async def _apply_alone(self, step: Apply, started: float) -> Interrupted | None:
+        """Apply one event; what keeps failing goes to the DLQ, so its partition moves on."""
         try:
-            [(result, detail)] = await self._apply([step.work], attempts=self._max_attempts)
-        except Stopped:
-            raise
-        except Exception as exc:
+            outcomes = await self._apply([step.work], attempts=self._max_attempts)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the record is dead-lettered
             if self._stop.is_set():
-                raise Stopped from exc
+                return INTERRUPTED
             if classify(exc) == "poison":
-                await self._dead_letter(step.record, reason(exc), exc, "poison")
-            else:
-                why = f"failed {self._max_attempts} times: {reason(exc)}"
-                await self._dead_letter(step.record, why, exc, "failing")
-            return
-        self._report(step, result, detail, started)
+                return await self._dead_letter(step.record, reason(exc), exc, "poison")
+            why = f"failed {self._max_attempts} times: {reason(exc)}"
+            return await self._dead_letter(step.record, why, exc, "failing")
+        if isinstance(outcomes, Interrupted):
+            return outcomes
+        [outcome] = outcomes
+        self._report(step, outcome, started)
+        return None
 
-    async def _apply(self, work: list[Work], *, attempts: int) -> list[tuple[Result, str | None]]:
+    async def _apply(self, work: list[Work], *, attempts: int) -> list[Outcome] | Interrupted:
         """Apply `work` under the one retry policy: outages are waited out for as long as
-        they last, unforeseen failures are tried `attempts` times in all, poison not again."""
+        they last, unforeseen failures are tried `attempts` times in all, poison not again
+        (the failure is raised)."""
         unforeseen = 0
 
         def worth_retrying(error: BaseException) -> bool:
@@ -174,26 +214,26 @@ class ConsumerLoop:
                 return unforeseen < attempts
             return verdict == "outage"
 
-        async for attempt in self._retrying(retry=retry_if_exception(worth_retrying)):
-            with attempt:
-                return await self._handler.apply_all(work)
-        raise AssertionError("unreachable: reraise=True")
+        return await self._retrying(
+            retry_if_exception(worth_retrying), lambda: self._handler.apply_all(work)
+        )
 
-    def _report(self, step: Step, result: Result, detail: str | None, started: float) -> None:
-        assert step.work is not None
-        metrics.EVENTS.labels(type_label(step.event.type), result).inc()
+    def _report(self, step: Apply, outcome: Outcome, started: float) -> None:
+        event, plan = step.work.event, step.work.plan
+        result, detail = _described(outcome)
+        metrics.EVENTS.labels(type_label(event.type), result).inc()
         metrics.PROCESSING.observe(time.perf_counter() - started)
-        token = correlation_id.set(step.event.correlation_id)
+        token = correlation_id.set(event.correlation_id)
         # An event its topic may not carry says someone wrote what they should not: louder.
-        level = logging.WARNING if isinstance(step.work.plan, Rejected) else logging.INFO
+        level = logging.WARNING if isinstance(plan, Untrusted) else logging.INFO
         try:
             log.log(
                 level,
                 f"event {result}",
                 extra={
-                    "event_id": step.event.id,
-                    "type": step.event.type,
-                    "order_id": str(step.work.plan.order_id or ""),
+                    "event_id": event.id,
+                    "type": event.type,
+                    "order_id": str(plan.order_id or ""),
                     "topic": step.record.topic,
                     "detail": detail,
                 },
@@ -201,23 +241,24 @@ class ConsumerLoop:
         finally:
             correlation_id.reset(token)
 
-    def _retrying(self, *, retry: retry_base) -> AsyncRetrying:
-        """Backoff with full jitter, for as long as `retry` says; shutdown ends the waiting
-        (raising Stopped)."""
-
-        def stopping(state: RetryCallState) -> bool:
-            if self._stop.is_set():
-                raise Stopped
-            return False
-
-        return AsyncRetrying(
+    async def _retrying(
+        self, retry: retry_base, call: Callable[[], Awaitable[T]]
+    ) -> T | Interrupted:
+        """`call()` until it succeeds, backing off with full jitter for as long as `retry`
+        says (a failure it does not retry is raised); INTERRUPTED once shutdown is asked for."""
+        retrying = AsyncRetrying(
             retry=retry,
-            stop=stopping,
+            stop=lambda _: self._stop.is_set(),
             wait=wait_random_exponential(multiplier=BACKOFF_BASE, max=BACKOFF_MAX),
             sleep=self._sleep,
             before_sleep=_log_retry,
-            reraise=True,
+            retry_error_callback=lambda _: INTERRUPTED,
         )
+
+        async def attempt() -> T:  # a coroutine function: tenacity awaits only those
+            return await call()
+
+        return await retrying(attempt)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -227,11 +268,13 @@ class ConsumerLoop:
 
     async def _dead_letter(
         self, record: Record, why: str, error: BaseException, kind: DeadLetterKind
-    ) -> None:
+    ) -> Interrupted | None:
         """Send to the DLQ, waiting out a Kafka outage: the record must not be lost."""
-        async for attempt in self._retrying(retry=retry_if_not_exception_type(Stopped)):
-            with attempt:
-                await self._dead_letters.send(record, why, error)
+        sent = await self._retrying(
+            retry_if_exception_type(), lambda: self._dead_letters.send(record, why, error)
+        )
+        if sent is INTERRUPTED:
+            return INTERRUPTED
         metrics.DEAD_LETTERS.labels(kind).inc()
         log.error(
             "message dead-lettered",
@@ -242,6 +285,20 @@ class ConsumerLoop:
                 "offset": record.offset,
             },
         )
+        return None
+
+
+def _described(outcome: Outcome) -> tuple[str, str | None]:
+    """The metrics label and log detail of an outcome."""
+    match outcome:
+        case Applied(detail=detail):
+            return "applied", detail
+        case Duplicate():
+            return "duplicate", None
+        case Rejected(why=why):
+            return "rejected", why
+        case _:
+            assert_never(outcome)
 
 
 def type_label(event_type: str) -> str:

@@ -10,11 +10,11 @@ import sys
 
 from app import config
 from app.db.engine import create_engine
+from app.db.wakeup import Wakeup
 from app.process import run_worker
 from relay.loop import Relay
 from relay.publisher import FatalPublishError, KafkaPublisher, Publisher, producer_config
 from relay.transactional import TransactionalPublisher
-from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
 

@@ -63,6 +63,11 @@ class ShardLeases:
         self._valid_until = 0.0
 
     @property
+    def relay_id(self) -> UUID:
+        """Whose leases these are: the owner the database checks each claim against."""
+        return self._id
+
+    @property
     def renew_every(self) -> float:
         return self._ttl.total_seconds() / RENEWALS_PER_TTL
 

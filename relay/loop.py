@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,10 +36,10 @@ from tenacity import (
 from app.config import RelaySettings
 from app.db import outbox
 from app.db.outbox import ClaimedMessage
+from app.events.message import OutboxMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
-from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
 
@@ -50,8 +51,21 @@ PRUNE_BATCH = 1000
 PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
 
 
+class Waking(Protocol):
+    """What tells the relay that rows were committed (app.db.wakeup.Wakeup)."""
+
+    async def wait(self, timeout: float) -> bool:
+        """True if woken before `timeout` seconds; False on the timeout (poll anyway)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class InFlight:
+    """A claimed batch handed to the publisher, not yet settled."""
+
+    claimed: list[ClaimedMessage]
     sending: Sending
     started: float
 
@@ -72,7 +86,7 @@ class Relay:
         self,
         engine: AsyncEngine,
         publisher: Publisher,
-        wakeup: Wakeup | None,
+        wakeup: Waking,
         settings: RelaySettings,
         stop: asyncio.Event,
     ) -> None:
@@ -101,8 +115,7 @@ class Relay:
         except RetryError:
             log.info("relay stopped while waiting to retry")
         finally:
-            if self._wakeup is not None:
-                await self._wakeup.close()
+            await self._wakeup.close()
 
     async def _serve(self) -> None:
         # One session for leases, claims and marks. Leases are rows that expire, not
@@ -143,7 +156,7 @@ class Relay:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_rebalance:  # shards only change hands with nothing in flight
-                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
@@ -156,42 +169,40 @@ class Relay:
                     await self._prune(conn)
                     next_prune = now + PRUNE_EVERY
                 if not self._publisher.pipelined:  # one transaction at a time per shard
-                    failing = _count(failing, await self._land(conn, in_flight, leases))
+                    failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
                 busy = in_flight.keys if in_flight else ()
-                sending = await self._send(conn, leases.shards, busy, self._id)
-                failing = _count(failing, await self._land(conn, in_flight, leases))
+                sending = await self.claim_and_send(conn, leases, busy)
+                failing = _count(failing, await self.land(conn, in_flight, leases))
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
                 elif sending is None:
                     await self._idle()
         finally:
-            await self._land(conn, in_flight, leases)
+            await self.land(conn, in_flight, leases)
 
-    async def relay_once(self, conn: AsyncConnection, shards: Sequence[int]) -> Settled:
-        """Claim, publish and settle one batch of the given shards, without pipelining."""
-        return await self._land(conn, await self._send(conn, shards, (), None), None)
-
-    async def _send(
-        self,
-        conn: AsyncConnection,
-        shards: Sequence[int],
-        busy_keys: Sequence[str],
-        owner: uuid.UUID | None,
+    async def claim_and_send(
+        self, conn: AsyncConnection, leases: ShardLeases, busy_keys: Sequence[str]
     ) -> InFlight | None:
+        """Claim a batch of the shards `leases` hold (leaving out `busy_keys`) and hand it
+        to the publisher; None if there was nothing to claim."""
+        shards = leases.shards
         if not shards:
             return None
         started = time.perf_counter()
         batch = await outbox.claim_batch(
-            conn, shards, self._settings.batch_size, busy_keys, owner=owner
+            conn, shards, self._settings.batch_size, busy_keys, owner=leases.relay_id
         )
-        return InFlight(await self._publisher.send(batch), started) if batch else None
+        if not batch:
+            return None
+        return InFlight(batch, await self._publisher.send(_by_shard(batch)), started)
 
-    async def _land(
-        self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases | None
+    async def land(
+        self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases
     ) -> Settled:
-        """Wait for Kafka's answers on the batch in flight and record them."""
+        """Wait for Kafka's answers on the batch in flight and record them; shards found
+        fenced are dropped from `leases`."""
         if in_flight is None:
             return Settled()
         deliveries = await self._publisher.wait(in_flight.sending, self._stop.is_set)
@@ -201,9 +212,8 @@ class Relay:
                 "fenced: shards taken over by another relay",
                 extra={"shards": sorted(in_flight.sending.fenced)},
             )
-            if leases is not None:
-                leases.drop(in_flight.sending.fenced)
-        settled = await self._settle(conn, in_flight.sending.messages, deliveries)
+            leases.drop(in_flight.sending.fenced)
+        settled = await self._settle(conn, in_flight.claimed, deliveries)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
         return settled
@@ -231,14 +241,9 @@ class Relay:
         return Settled(claimed=len(batch), published=len(delivered), failed=len(failures))
 
     async def _idle(self) -> None:
-        timeout = self._settings.poll_interval
-        if self._wakeup is not None:
-            if await self._wakeup.wait(timeout):
-                # Commits come in bursts: a moment's wait turns many one-row batches into one.
-                await asyncio.sleep(WAKE_LINGER)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout)
+        if await self._wakeup.wait(self._settings.poll_interval):
+            # Commits come in bursts: a moment's wait turns many one-row batches into one.
+            await asyncio.sleep(WAKE_LINGER)
 
     async def _back_off(self, attempt: int) -> None:
         """Exponential backoff with full jitter, capped, cut short by shutdown."""
@@ -258,14 +263,22 @@ class Relay:
             log.info("pruned published outbox rows", extra={"rows": total})
 
 
+def _by_shard(batch: list[ClaimedMessage]) -> dict[int, list[OutboxMessage]]:
+    """The claimed messages grouped by shard, each key's kept in commit order."""
+    grouped: dict[int, list[OutboxMessage]] = {}
+    for claimed in batch:
+        grouped.setdefault(claimed.shard, []).append(claimed.message)
+    return grouped
+
+
 def _observe_published(batch: list[ClaimedMessage], delivered: set[UUID]) -> None:
     """Per batch, not per message: counting is cheap, a histogram sample per message is not."""
-    published = [message for message in batch if message.id in delivered]
+    published = [claimed for claimed in batch if claimed.message.id in delivered]
     if not published:
         return
-    for topic, count in Counter(message.topic for message in published).items():
+    for topic, count in Counter(claimed.message.topic for claimed in published).items():
         metrics.PUBLISHED.labels(topic).inc(count)
-    oldest = min(message.created_at for message in published)
+    oldest = min(claimed.created_at for claimed in published)
     metrics.PUBLISH_LATENCY.observe((datetime.now(UTC) - oldest).total_seconds())
 
 

@@ -1,7 +1,9 @@
 """The relay's outside world: something that publishes messages and reports each delivery.
 
 `KafkaPublisher` is the real one (confluent-kafka, idempotent, acks=all);
-`InMemoryPublisher` stands in for it in unit tests.
+`relay.testing.InMemoryPublisher` stands in for it in tests. A publisher knows
+messages (`app.events.message.OutboxMessage`), grouped by the outbox shard they go
+out under, and nothing of the rows they came from.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry.trace import SpanKind
 
 from app import telemetry
-from app.db.outbox import ClaimedMessage
+from app.events.message import OutboxMessage
 from relay.leases import Change
 
 log = logging.getLogger("relay.publisher")
 
 TOPIC_CACHE_SECONDS = 30.0
+
+# What one `send` gets: outbox shard -> its messages, each key's in commit order.
+Batch = Mapping[int, Sequence[OutboxMessage]]
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -41,7 +46,7 @@ class FatalPublishError(Exception):
 class Sending(msgspec.Struct):
     """A batch handed to the producer: its fate arrives in `results`, by message id."""
 
-    messages: list[ClaimedMessage]
+    messages: list[OutboxMessage]
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
     fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
@@ -59,8 +64,8 @@ class Publisher(Protocol):
     # False: a batch must be landed before the next is sent (one transaction at a time).
     pipelined: bool
 
-    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
-        """Start publishing, in order; return at once, before Kafka acknowledges."""
+    async def send(self, batch: Batch) -> Sending:
+        """Start publishing, each key in order; return at once, before Kafka acknowledges."""
         ...
 
     async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
@@ -105,8 +110,9 @@ class KafkaPublisher:
         self._topics: set[str] = set()
         self._topics_checked = 0.0
 
-    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
-        sending = Sending(list(messages))
+    async def send(self, batch: Batch) -> Sending:
+        messages = flatten(batch)  # one producer for every shard
+        sending = Sending(messages)
         missing = {
             topic for topic in {m.topic for m in messages} if not await self._topic_exists(topic)
         }
@@ -141,7 +147,7 @@ class KafkaPublisher:
     def close(self, timeout: float) -> None:
         self._producer.flush(timeout)
 
-    def _produce(self, message: ClaimedMessage, results: dict[UUID, Delivery]) -> None:
+    def _produce(self, message: OutboxMessage, results: dict[UUID, Delivery]) -> None:
         def report(error: KafkaError | None, _: Message) -> None:
             if error is None:
                 results[message.id] = Delivery(message.id)
@@ -168,7 +174,7 @@ class KafkaPublisher:
 
 def send(
     producer: Producer,
-    message: ClaimedMessage,
+    message: OutboxMessage,
     on_delivery: Callable[[KafkaError | None, Message], None],
 ) -> KafkaError | None:
     """Queue one message on `producer`, waiting for room when its local queue is full;
@@ -194,7 +200,7 @@ def send(
             return error
 
 
-def _traced(message: ClaimedMessage) -> dict[str, str]:
+def _traced(message: OutboxMessage) -> dict[str, str]:
     """With tracing on, the publish is a span in the request's trace, and the consumer
     continues from it; off, the stored context travels as it is."""
     with telemetry.span(
@@ -212,32 +218,6 @@ def _traced(message: ClaimedMessage) -> dict[str, str]:
     return headers
 
 
-class InMemoryPublisher:
-    """A publisher for unit tests: keeps what it was given; can be told to refuse messages."""
-
-    pipelined = True
-
-    def __init__(self) -> None:
-        self.sent: list[ClaimedMessage] = []
-        self.refuse: dict[UUID, Delivery] = {}
-        self.shards: dict[int, int] = {}  # shard -> epoch, as the leases told us
-
-    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
-        sending = Sending(list(messages), expected=len(messages))
-        for message in messages:
-            refusal = self.refuse.get(message.id)
-            if refusal is None:
-                self.sent.append(message)
-            sending.results[message.id] = refusal or Delivery(message.id)
-        return sending
-
-    async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
-        return sending.deliveries()
-
-    async def assign(self, change: Change) -> None:
-        for shard in change.lost:
-            self.shards.pop(shard, None)
-        self.shards.update(change.gained)
-
-    def close(self, timeout: float) -> None:
-        return None
+def flatten(batch: Batch) -> list[OutboxMessage]:
+    """The batch's messages, shard after shard (each key stays in its shard, in order)."""
+    return [message for messages in batch.values() for message in messages]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,9 +30,9 @@ from uuid import UUID
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from app.db.locks import OUTBOX_SHARDS
-from app.db.outbox import ClaimedMessage
+from app.events.message import OutboxMessage
 from relay.leases import Change
-from relay.publisher import TOPIC_CACHE_SECONDS, Delivery, Sending, send
+from relay.publisher import TOPIC_CACHE_SECONDS, Batch, Delivery, Sending, flatten, send
 
 log = logging.getLogger("relay.publisher")
 
@@ -113,21 +113,18 @@ class TransactionalPublisher:
                     "could not open a transactional producer", extra={"error": str(outcome)}
                 )
 
-    async def send(self, messages: Sequence[ClaimedMessage]) -> Sending:
-        sending = Sending(list(messages))
-        missing = await self._missing_topics(messages)
-        by_shard: dict[int, list[ClaimedMessage]] = {}
-        for message in messages:
-            by_shard.setdefault(message.shard, []).append(message)
-        for shard, batch in by_shard.items():
+    async def send(self, batch: Batch) -> Sending:
+        sending = Sending(flatten(batch))
+        missing = await self._missing_topics(sending.messages)
+        for shard, messages in batch.items():
             try:
                 owner = await self._producer_for(shard)
             except KafkaException as exc:
-                sending.expected += len(batch)
-                for message in batch:
+                sending.expected += len(messages)
+                for message in messages:
                     sending.results[message.id] = Delivery(message.id, f"no producer: {exc}")
                 continue
-            sending.transactions[shard] = self._begin(owner, batch, missing, sending)
+            sending.transactions[shard] = self._begin(owner, messages, missing, sending)
         return sending
 
     async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
@@ -143,7 +140,7 @@ class TransactionalPublisher:
     def _begin(
         self,
         owner: _ShardProducer,
-        batch: list[ClaimedMessage],
+        batch: Sequence[OutboxMessage],
         missing: set[str],
         sending: Sending,
     ) -> list[UUID]:
@@ -264,7 +261,7 @@ class TransactionalPublisher:
             if wait:
                 done.result()
 
-    def _produce(self, owner: _ShardProducer, message: ClaimedMessage) -> Delivery | None:
+    def _produce(self, owner: _ShardProducer, message: OutboxMessage) -> Delivery | None:
         def report(error: KafkaError | None, _: Message) -> None:
             if error is not None:
                 owner.reports[message.id] = error
@@ -274,7 +271,7 @@ class TransactionalPublisher:
             return None
         return Delivery(message.id, refused.str(), refused.code() not in FENCED)
 
-    async def _missing_topics(self, messages: Sequence[ClaimedMessage]) -> set[str]:
+    async def _missing_topics(self, messages: Iterable[OutboxMessage]) -> set[str]:
         topics = {message.topic for message in messages}
         stale = time.monotonic() - self._topics_checked > TOPIC_CACHE_SECONDS
         if (topics - self._topics or stale) and self._producers:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import order_items, orders
 from app.domain.money import CENT
-from app.domain.order import Address, Item, NewOrder, Order, OrderState
+from app.domain.order import Item, NewOrder, Order, OrderState
 from app.domain.status import Status
 
 _STATE_COLUMNS = (
@@ -47,6 +47,8 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     id: UUID
 
 
+_ORDER_COLUMNS = frozenset(orders.c.keys())
+
 # Built once: a statement object's compiled form and cache key are reused on every call.
 _INSERT_ORDER = orders.insert().returning(orders)
 _INSERT_ITEMS = order_items.insert()
@@ -65,41 +67,28 @@ _SET_STATUS = (
 
 
 async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> Order:
-    row = (
-        await conn.execute(
-            _INSERT_ORDER,
-            {
-                "id": order_id,
-                "customer_id": new.customer_id,
-                "email": new.email,
-                "total_amount": new.total_amount,
-                "currency": new.currency,
-                "metadata": new.metadata,
-                "shipping_address": new.shipping_address,
-                "billing_address": new.billing_address,
-            },
-        )
-    ).one()
+    row = (await conn.execute(_INSERT_ORDER, _order_row(order_id, new))).one()
     # Stored with two decimals, so 49 and 49.00 read back (and are announced) the same.
     items = [
-        Item(item.product_id, item.name, item.price.quantize(CENT), item.quantity)
+        Item(**{**msgspec.structs.asdict(item), "price": item.price.quantize(CENT)})
         for item in new.items
     ]
     await conn.execute(
         _INSERT_ITEMS,
         [
-            {
-                "order_id": order_id,
-                "position": position,
-                "product_id": item.product_id,
-                "name": item.name,
-                "price": item.price,
-                "quantity": item.quantity,
-            }
+            {**msgspec.structs.asdict(item), "order_id": order_id, "position": position}
             for position, item in enumerate(items)
         ],
     )
     return _order(row._mapping, items)
+
+
+def _order_row(order_id: UUID, new: NewOrder) -> dict[str, object]:
+    """The `orders` row of a new order: its fields that are columns (named alike), its id
+    and total; status, version and times are the database's defaults."""
+    fields = msgspec.structs.asdict(new)
+    row = {name: value for name, value in fields.items() if name in _ORDER_COLUMNS}
+    return {**row, "id": order_id, "total_amount": new.total_amount}
 
 
 async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
@@ -164,37 +153,20 @@ async def _items_of(conn: AsyncConnection, order_ids: Sequence[UUID]) -> dict[UU
         .order_by(order_items.c.order_id, order_items.c.position)
     )
     for row in await conn.execute(query):
-        found[row.order_id].append(Item(row.product_id, row.name, row.price, row.quantity))
+        found[row.order_id].append(msgspec.convert(_fields(row._mapping), Item))
     return found
 
 
 def _order(row: RowMapping, items: list[Item]) -> Order:
-    return Order(
-        id=row["id"],
-        customer_id=row["customer_id"],
-        email=row["email"],
-        status=Status(row["status"]),
-        total_amount=row["total_amount"],
-        currency=row["currency"],
-        items=items,
-        metadata=row["metadata"],
-        shipping_address=_address(row["shipping_address"]),
-        billing_address=_address(row["billing_address"]),
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _address(value: object) -> Address | None:
-    return None if value is None else msgspec.convert(value, Address)
+    """An order from its row (columns named as the fields) and its items."""
+    return msgspec.convert({**_fields(row), "items": items}, Order)
 
 
 def _state(row: RowMapping) -> OrderState:
-    return OrderState(
-        id=row["id"],
-        customer_id=row["customer_id"],
-        status=Status(row["status"]),
-        version=row["version"],
-        updated_at=row["updated_at"],
-    )
+    return msgspec.convert(_fields(row), OrderState)
+
+
+def _fields(row: RowMapping) -> dict[str, object]:
+    """Column name -> value, with names as plain str (SQLAlchemy's `quoted_name` is a
+    subclass, which msgspec does not take for a field name)."""
+    return {str(name): value for name, value in row.items()}

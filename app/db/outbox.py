@@ -12,34 +12,21 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import JSON, Text, bindparam, cast, text
+from sqlalchemy import JSON, RowMapping, Text, bindparam, cast, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import outbox
-
-
-class OutboxMessage(msgspec.Struct, frozen=True):
-    """One event as the outbox stores it: where it goes and exactly what is sent."""
-
-    id: UUID
-    topic: str
-    key: str
-    event_type: str
-    subject: str
-    payload: bytes  # the JSON value, byte for byte as Kafka will carry it
-    headers: dict[str, str]
+from app.events.message import OutboxMessage
 
 
 class ClaimedMessage(msgspec.Struct, frozen=True):
-    id: UUID
-    seq: int
-    topic: str
-    key: str
-    payload: bytes
-    headers: dict[str, str]
+    """An outbox row the relay has claimed: the message, and what the row adds to it."""
+
+    message: OutboxMessage
+    seq: int  # the key's position in commit order
     created_at: datetime
-    attempts: int
-    shard: int = -1  # the outbox shard: which lease (and which producer) it goes out under
+    attempts: int  # failed publish attempts so far
+    shard: int  # the outbox shard: which lease (and which producer) it goes out under
 
 
 _ENQUEUE = outbox.insert().values(payload=cast(bindparam("payload", type_=Text), JSON))
@@ -47,18 +34,8 @@ _ENQUEUE = outbox.insert().values(payload=cast(bindparam("payload", type_=Text),
 
 async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
     """Add `message` to the outbox, inside the caller's transaction."""
-    await conn.execute(
-        _ENQUEUE,
-        {
-            "id": message.id,
-            "topic": message.topic,
-            "key": message.key,
-            "event_type": message.event_type,
-            "subject": message.subject,
-            "payload": message.payload.decode(),
-            "headers": message.headers,
-        },
-    )
+    row = msgspec.structs.asdict(message)  # the columns are named after the fields
+    await conn.execute(_ENQUEUE, {**row, "payload": message.payload.decode()})
 
 
 # One statement: the oldest claimable rows, locked (skipping rows another session
@@ -68,8 +45,8 @@ async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
 # the rows its own, and a row costs one UPDATE in all (its mark), not two; failed
 # attempts are counted by record_failure.
 _CLAIM = text("""
-    SELECT o.id, o.seq, o.topic, o.key, o.payload::text AS payload, o.headers, o.created_at,
-           o.attempts, o.shard
+    SELECT o.id, o.topic, o.key, o.event_type, o.subject, o.payload::text AS payload, o.headers,
+           o.seq, o.created_at, o.attempts, o.shard
       FROM outbox o
      WHERE o.published_at IS NULL
        AND o.parked_at IS NULL
@@ -103,10 +80,20 @@ async def claim_batch(
         _CLAIM,
         {"shards": list(shards), "limit": limit, "busy_keys": list(busy_keys), "owner": owner},
     )
-    return [
-        ClaimedMessage(id_, seq, topic, key, payload.encode(), headers, created_at, attempts, shard)
-        for id_, seq, topic, key, payload, headers, created_at, attempts, shard in result
-    ]
+    return [_claimed(row) for row in result.mappings()]
+
+
+def _claimed(row: RowMapping) -> ClaimedMessage:
+    message = OutboxMessage(
+        id=row["id"],
+        topic=row["topic"],
+        key=row["key"],
+        event_type=row["event_type"],
+        subject=row["subject"],
+        payload=row["payload"].encode(),
+        headers=row["headers"],
+    )
+    return ClaimedMessage(message, row["seq"], row["created_at"], row["attempts"], row["shard"])
 
 
 async def mark_published(conn: AsyncConnection, ids: Sequence[UUID]) -> None:

@@ -86,21 +86,14 @@ class Event(msgspec.Struct, frozen=True):
     data: EventData
 
 
+# `order.created` carries the order as committed: each of its fields but `order_id` is
+# the order's field of that name (the order's `id` is `order_id`; `updated_at` is left out).
+_FROM_ORDER = tuple(f.name for f in msgspec.structs.fields(OrderCreated) if f.name != "order_id")
+
+
 def order_created(event_id: UUID, order: Order) -> Event:
-    data = OrderCreated(
-        order_id=order.id,
-        customer_id=order.customer_id,
-        email=order.email,
-        status=order.status,
-        total_amount=order.total_amount,
-        currency=order.currency,
-        items=order.items,
-        metadata=order.metadata,
-        shipping_address=order.shipping_address,
-        billing_address=order.billing_address,
-        version=order.version,
-        created_at=order.created_at,
-    )
+    fields = msgspec.structs.asdict(order)
+    data = OrderCreated(order_id=order.id, **{name: fields[name] for name in _FROM_ORDER})
     return Event(event_id, EventType.CREATED, order.id, order.customer_id, order.created_at, data)
 
 

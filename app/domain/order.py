@@ -16,7 +16,8 @@ from app.domain.status import Status
 
 # The end of the string: Python's `$` alone also matches before a final newline ("BY\n").
 END = r"$(?!\n)"
-# The same rule the database enforces (domain `email_address`); keep them equal.
+# The rule the database enforces (domain `email_address`), as a Python regex: the two
+# agree case by case (tests/integration/test_mirrored_constants.py).
 EMAIL_PATTERN = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -14,10 +14,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.db.outbox import OutboxMessage
 from app.domain.events import Event
 from app.domain.origin import Origin
 from app.events.codec import encode, rfc3339, untyped_decoder
+from app.events.message import OutboxMessage
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"

@@ -90,14 +90,36 @@ def _identities(found: infra.Infra) -> str:
     return "\n".join(lines) + "\n\n" if lines else ""
 
 
+def _api_port() -> int:
+    """8080, unless something already listens there (then any free port, said loudly)."""
+    if port_is_free(8080):
+        return 8080
+    port = free_port()
+    print(
+        f"[stack] port 8080 is taken (another `make dev`?): the API uses {port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return port
+
+
+def _announce(http_port: int, found: infra.Infra, env: dict[str, str]) -> None:
+    """Where everything runs, and the first request to send."""
+    print(
+        f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"
+        f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"
+        f"Create an order:\n\n{SEED_CURL.format(port=http_port)}\n"
+        f'Then: curl -sS -H "Authorization: Bearer $(make -s token)" '
+        f"http://localhost:{http_port}/api/v1/orders/<id>\n"
+        f"Metrics: http://127.0.0.1:{env['HTTP_METRICS_PORT']}/metrics (api)\n"
+        f"{_identities(found)}"
+        "(Ctrl-C stops everything)\n",
+        flush=True,
+    )
+
+
 def dev() -> int:
-    http_port = 8080 if port_is_free(8080) else free_port()
-    if http_port != 8080:
-        print(
-            f"[stack] port 8080 is taken (another `make dev`?): the API uses {http_port}",
-            file=sys.stderr,
-            flush=True,
-        )
+    http_port = _api_port()
     with infra.running(
         "dev", preferred_ports={"postgres": 5432, "kafka": 9092, "controller": 9093}
     ) as found:
@@ -129,17 +151,7 @@ def dev() -> int:
             timeout=120,
             what="the API to answer, the relay to start and the consumer to get its partitions",
         )
-        print(
-            f"\nOrders is running: http://localhost:{http_port}  (docs: /schema/docs)\n"
-            f"PostgreSQL: {found.database_url}\nKafka: {found.kafka_brokers}\n\n"
-            f"Create an order:\n\n{SEED_CURL.format(port=http_port)}\n"
-            f'Then: curl -sS -H "Authorization: Bearer $(make -s token)" '
-            f"http://localhost:{http_port}/api/v1/orders/<id>\n"
-            f"Metrics: http://127.0.0.1:{env['HTTP_METRICS_PORT']}/metrics (api)\n"
-            f"{_identities(found)}"
-            "(Ctrl-C stops everything)\n",
-            flush=True,
-        )
+        _announce(http_port, found, env)
         try:
             _wait_for_ctrl_c(children)
         finally:

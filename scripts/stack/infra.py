@@ -124,11 +124,7 @@ def running(
             postgres.start()
             database_url = postgres.url()
         if not kafka_brokers:
-            if not kept:
-                shutil.rmtree(root / "kafka", ignore_errors=True)  # formatted for other ports
-            (root / "kafka").mkdir(parents=True, exist_ok=True)
-            fetch_jars()
-            kafka = LocalKafka(root / "kafka", ports["kafka"], ports["controller"])
+            kafka = _local_kafka(root, ports, kept=kept)
             _say(f"starting Kafka on {kafka.bootstrap}")
             kafka.start()
             kafka_brokers = kafka.bootstrap
@@ -144,6 +140,16 @@ def running(
         if postgres is not None:
             _say("stopping PostgreSQL")
             postgres.stop()
+
+
+def _local_kafka(root: Path, ports: Mapping[str, int], *, kept: bool) -> LocalKafka:
+    """A broker under `root`/kafka, not yet started; its data is wiped unless it was
+    formatted for these same ports (`kept`)."""
+    if not kept:
+        shutil.rmtree(root / "kafka", ignore_errors=True)  # formatted for other ports
+    (root / "kafka").mkdir(parents=True, exist_ok=True)
+    fetch_jars()
+    return LocalKafka(root / "kafka", ports["kafka"], ports["controller"])
 
 
 def _topic_plan(environ: Mapping[str, str]) -> principals.TopicPlan:

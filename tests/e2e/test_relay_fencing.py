@@ -11,13 +11,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from app.db.outbox import ClaimedMessage
+from app.events.message import OutboxMessage
 from relay.leases import Change
 from relay.publisher import Delivery, producer_config
 from relay.transactional import TransactionalPublisher, transactional_id
@@ -29,11 +28,16 @@ pytestmark = pytest.mark.anyio
 SHARD = 7
 
 
-def message(topic: str, n: int, key: str = "customer-1") -> ClaimedMessage:
-    return ClaimedMessage(
-        uuid.uuid4(), n, topic, key, f'{{"n": {n}}}'.encode(), {"ce_id": f"e{n}"},
-        datetime.now(UTC), 0, SHARD,
+def message(topic: str, n: int, key: str = "customer-1") -> OutboxMessage:
+    return OutboxMessage(
+        uuid.uuid4(), topic, key, "order.created", f"order-{n}", f'{{"n": {n}}}'.encode(),
+        {"ce_id": f"e{n}"},
     )  # fmt: skip
+
+
+def of_shard(*messages: OutboxMessage) -> dict[int, list[OutboxMessage]]:
+    """A batch as the relay hands it over: every message of the one shard under test."""
+    return {SHARD: list(messages)}
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ async def test_a_zombie_is_fenced_with_its_sends_in_the_log_and_in_its_queue(
     zombie, heir = relays
     first, second, third = (message(topics.orders, n) for n in (1, 2, 3))
     await zombie.assign(Change({SHARD: 1}, frozenset()))
-    in_log = await zombie.send([first, second])
+    in_log = await zombie.send(of_shard(first, second))
     zombie._producers[SHARD].producer.flush(5)  # its sends reached the log; not committed
 
     # It freezes; its lease expires and the heir takes it (epoch 2): opening the shard's
@@ -94,14 +98,14 @@ async def test_a_zombie_is_fenced_with_its_sends_in_the_log_and_in_its_queue(
     started = time.perf_counter()
     await heir.assign(Change({SHARD: 2}, frozenset()))
     takeover = time.perf_counter() - started
-    deliveries = await heir.wait(await heir.send([first, second, third]), lambda: False)
+    deliveries = await heir.wait(await heir.send(of_shard(first, second, third)), lambda: False)
     assert deliveries == [Delivery(m.id) for m in (first, second, third)]
 
     # The zombie wakes: its commit is refused, and it learns the shard is gone.
     assert await zombie.wait(in_log, lambda: False) == []
     assert in_log.fenced == {SHARD}
     # It still tries (say it had claimed before freezing): nothing goes out.
-    late = await zombie.send([message(topics.orders, 4)])
+    late = await zombie.send(of_shard(message(topics.orders, 4)))
     assert [d.error for d in await zombie.wait(late, lambda: False)] == [
         f'no producer: KafkaError{{code=_STATE,val=-172,str="shard {SHARD} is not ours"}}'
     ]
@@ -119,10 +123,10 @@ async def test_a_zombie_that_never_hears_of_the_takeover_still_sends_nothing(
     zombie, heir = relays
     await zombie.assign(Change({SHARD: 1}, frozenset()))
     await heir.assign(Change({SHARD: 2}, frozenset()))
-    queued = await zombie.send([message(topics.orders, n, key="k") for n in (1, 2)])
+    queued = await zombie.send(of_shard(*(message(topics.orders, n, key="k") for n in (1, 2))))
     assert await zombie.wait(queued, lambda: False) == []
     assert queued.fenced == {SHARD}
-    sent = await heir.send([message(topics.orders, 3, key="k")])
+    sent = await heir.send(of_shard(message(topics.orders, 3, key="k")))
     assert await heir.wait(sent, lambda: False) == [Delivery(sent.messages[0].id)]
     assert committed(kafka, topics.orders) == ["e3"]
 
@@ -133,10 +137,10 @@ async def test_a_shard_handed_over_cleanly_keeps_per_key_order(
     first, second = relays
     await first.assign(Change({SHARD: 1}, frozenset()))
     batch = [message(topics.orders, n) for n in range(1, 6)]
-    assert len(await first.wait(await first.send(batch[:3]), lambda: False)) == 3
+    assert len(await first.wait(await first.send(of_shard(*batch[:3])), lambda: False)) == 3
     await first.assign(Change({}, frozenset({SHARD})))  # released between batches
     await second.assign(Change({SHARD: 2}, frozenset()))
-    assert len(await second.wait(await second.send(batch[3:]), lambda: False)) == 2
+    assert len(await second.wait(await second.send(of_shard(*batch[3:])), lambda: False)) == 2
     assert committed(kafka, topics.orders) == ["e1", "e2", "e3", "e4", "e5"]
 
 
@@ -150,7 +154,7 @@ async def test_an_unknown_topic_is_parked_not_sent(
     follower = message(stray.topic, 2)
     bystander = message(topics.orders, 3, key="other")
     deliveries = await publisher.wait(
-        await publisher.send([stray, follower, bystander]), lambda: False
+        await publisher.send(of_shard(stray, follower, bystander)), lambda: False
     )
     assert [(d.id, d.permanent) for d in deliveries] == [(stray.id, True), (bystander.id, False)]
     assert deliveries[1].error is None

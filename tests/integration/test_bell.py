@@ -1,4 +1,5 @@
-"""The relays are woken after a writing transaction commits: not before, not on rollback."""
+"""The outbox wake-up (app.db.wakeup): the relays are woken after a writing transaction
+commits, not before, not on rollback; and the relay's half hears the writers' half."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.bell import CHANNEL, OutboxBell
+from app.config import DatabaseSettings, sqlalchemy_url
 from app.db.engine import transaction
+from app.db.wakeup import CHANNEL, OutboxBell, Wakeup
 from app.domain.origin import Origin
 from app.services.orders import Emitter, create_order
 from tests.support.orders import SOURCE, new_order
@@ -58,3 +60,19 @@ async def test_a_rollback_does_not_ring(
         assert not await notified(listener, within=0.5)
     finally:
         await bell.close()
+
+
+async def test_the_relays_half_hears_the_writers_half(database_url: str) -> None:
+    settings = DatabaseSettings(
+        url=sqlalchemy_url(database_url), pool_size=1, connect_timeout=5, statement_timeout=10
+    )
+    wakeup, bell = Wakeup(settings, "test"), OutboxBell(database_url)
+    try:
+        assert await wakeup.wait(10)  # a new LISTEN rings once: rows committed meanwhile
+        assert not await wakeup.wait(0.3)  # then nothing, until a writer rings
+        bell.ring()
+        assert await wakeup.wait(10)
+        assert not await wakeup.wait(0.3)  # one ring, one wake-up
+    finally:
+        await bell.close()
+        await wakeup.close()

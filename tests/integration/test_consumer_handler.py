@@ -23,7 +23,7 @@ from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent
 from app.events.codec import encode, untyped_decoder
 from app.services.orders import apply_transition, create_order
-from consumer.handler import EventHandler, Plan, Rejected
+from consumer.handler import Applied, Duplicate, EventHandler, Ignored, Outcome, Rejected, Work
 from consumer.trust import TopicTrust
 from tests.support.orders import SOURCE, emitter, new_order
 
@@ -80,9 +80,13 @@ async def handle(
     """Plan and apply as the loop does; our own events arrive on `orders`, others inbound."""
     topic = topic or (ORDERS if event.source == SOURCE else INBOUND)
     plan = handler.plan(event, topic=topic, key=key)
-    assert isinstance(plan, Plan | Rejected)
-    result, _ = await handler.apply(event, plan, receipt(event, topic))
-    return result
+    assert not isinstance(plan, Ignored)
+    [outcome] = await handler.apply_all([Work(event, plan, receipt(event, topic))])
+    return label(outcome)
+
+
+def label(outcome: Outcome) -> str:
+    return {Applied: "applied", Duplicate: "duplicate", Rejected: "rejected"}[type(outcome)]
 
 
 async def outcome_of(engine: AsyncEngine, event: IncomingEvent) -> tuple[str, str | None]:

@@ -19,10 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import DatabaseSettings, sqlalchemy_url
-from app.db.bell import CHANNEL
 from app.db.engine import create_engine, transaction
+from app.db.wakeup import CHANNEL, Wakeup
 from app.domain.errors import Unavailable
-from relay.wakeup import Wakeup
 from tests.support.proxy import TcpProxy, target_of, tcp_proxy, url_through
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.db import outbox
 from app.db.engine import transaction
 from app.db.locks import OUTBOX_SHARDS
-from app.db.outbox import OutboxMessage
 from app.db.tables import outbox as outbox_table
+from app.events.message import OutboxMessage
 
 pytestmark = pytest.mark.anyio
 ALL_SHARDS = list(range(OUTBOX_SHARDS))
@@ -52,8 +52,7 @@ async def test_payload_is_stored_and_returned_byte_for_byte(engine: AsyncEngine)
         [claimed] = await outbox.claim_batch(conn, ALL_SHARDS, 10)
     finally:
         await conn.close()
-    assert claimed.payload == sent.payload
-    assert claimed.headers == sent.headers
+    assert claimed.message == sent  # what goes to Kafka is what was written, byte for byte
     assert claimed.attempts == 0  # claiming writes nothing; failures are counted
 
 
@@ -125,7 +124,7 @@ async def test_claims_in_sequence_and_skip_rows_another_relay_holds(engine: Asyn
         await holder.rollback()
         await holder.close()
     assert len(claimed) == 4
-    assert not {c.id for c in claimed} & set(held)
+    assert not {c.message.id for c in claimed} & set(held)
     assert [c.seq for c in claimed] == sorted(c.seq for c in claimed)
 
 
@@ -140,7 +139,7 @@ async def test_claims_only_the_given_shards(engine: AsyncEngine) -> None:
     finally:
         await conn.close()
     assert claimed
-    assert {shards[c.id] for c in claimed} <= set(mine)
+    assert {shards[c.message.id] for c in claimed} <= set(mine)
     assert len(claimed) == sum(1 for shard in shards.values() if shard in mine)
 
 
@@ -149,7 +148,7 @@ async def test_published_rows_are_not_claimed_again(engine: AsyncEngine) -> None
     conn = await autocommit(engine)
     try:
         claimed = await outbox.claim_batch(conn, ALL_SHARDS, 10)
-        await outbox.mark_published(conn, [c.id for c in claimed])
+        await outbox.mark_published(conn, [c.message.id for c in claimed])
         assert await outbox.claim_batch(conn, ALL_SHARDS, 10) == []
     finally:
         await conn.close()
@@ -163,7 +162,7 @@ async def test_a_parked_row_holds_back_its_key_only(engine: AsyncEngine) -> None
     try:
         await outbox.claim_batch(conn, ALL_SHARDS, 1)
         await outbox.record_failure(conn, poison.id, "topic 'x' does not exist", park=True)
-        assert [c.id for c in await outbox.claim_batch(conn, ALL_SHARDS, 10)] == [other.id]
+        assert [c.message.id for c in await outbox.claim_batch(conn, ALL_SHARDS, 10)] == [other.id]
         await outbox.mark_published(conn, [other.id])
         failures = (
             await conn.execute(text("SELECT id, last_error, parked_at FROM outbox_failures"))
@@ -172,7 +171,7 @@ async def test_a_parked_row_holds_back_its_key_only(engine: AsyncEngine) -> None
         assert (
             await conn.execute(text("SELECT outbox_unpark(:id)"), {"id": poison.id})
         ).scalar_one()
-        assert [c.id for c in await outbox.claim_batch(conn, ALL_SHARDS, 10)] == [
+        assert [c.message.id for c in await outbox.claim_batch(conn, ALL_SHARDS, 10)] == [
             poison.id,
             after.id,
         ]
@@ -185,7 +184,7 @@ async def test_pruning_deletes_only_old_published_rows(engine: AsyncEngine) -> N
     conn = await autocommit(engine)
     try:
         claimed = await outbox.claim_batch(conn, ALL_SHARDS, 3)
-        await outbox.mark_published(conn, [c.id for c in claimed])
+        await outbox.mark_published(conn, [c.message.id for c in claimed])
         await conn.execute(
             text(
                 "UPDATE outbox SET published_at = published_at - interval '2 hours'"
@@ -210,7 +209,7 @@ async def test_inspection_views_answer_in_plain_sql(engine: AsyncEngine) -> None
     conn = await autocommit(engine)
     try:
         [claimed] = await outbox.claim_batch(conn, ALL_SHARDS, 1)
-        await outbox.mark_published(conn, [claimed.id])
+        await outbox.mark_published(conn, [claimed.message.id])
         backlog = (
             await conn.execute(text("SELECT unpublished, parked, oldest_age FROM outbox_backlog"))
         ).one()

@@ -18,7 +18,8 @@ from app.db import outbox
 from app.db.locks import OUTBOX_SHARDS
 from relay.leases import ShardLeases
 from relay.loop import Relay
-from relay.publisher import Delivery, InMemoryPublisher
+from relay.publisher import Delivery
+from relay.testing import InMemoryPublisher, Polling, relay_once
 from tests.integration.test_outbox import enqueue, message
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +37,8 @@ async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def relay(engine: AsyncEngine, publisher: InMemoryPublisher) -> Relay:
-    return Relay(engine, publisher, None, SETTINGS, asyncio.Event())
+    stop = asyncio.Event()
+    return Relay(engine, publisher, Polling(stop), SETTINGS, stop)
 
 
 async def test_publishes_in_commit_order_and_marks_published(
@@ -46,9 +48,13 @@ async def test_publishes_in_commit_order_and_marks_published(
     for item in sent:
         await enqueue(engine, item)
     publisher = InMemoryPublisher()
-    settled = await relay(engine, publisher).relay_once(conn, ALL_SHARDS)
+    settled = await relay_once(relay(engine, publisher), conn)
     assert (settled.claimed, settled.published, settled.failed) == (9, 9, 0)
-    assert [m.id for m in publisher.sent] == [m.id for m in sent]
+    for key in {m.key for m in sent}:  # each key's events in the order they were committed
+        assert [m.id for m in publisher.sent if m.key == key] == [
+            m.id for m in sent if m.key == key
+        ]
+    assert len(publisher.sent) == len(sent)
     unpublished = (
         await conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
     ).scalar_one()
@@ -64,9 +70,9 @@ async def test_a_refused_message_is_parked_and_its_key_waits(
     publisher = InMemoryPublisher()
     publisher.refuse[poison.id] = Delivery(poison.id, "too large", permanent=True)
     publisher.refuse[follower.id] = Delivery(follower.id, "held back", permanent=False)
-    await relay(engine, publisher).relay_once(conn, ALL_SHARDS)
+    await relay_once(relay(engine, publisher), conn)
     publisher.refuse.clear()
-    await relay(engine, publisher).relay_once(conn, ALL_SHARDS)
+    await relay_once(relay(engine, publisher), conn)
     assert [m.id for m in publisher.sent] == [bystander.id]  # k1 waits behind its parked row
     parked = (
         (await conn.execute(text("SELECT id FROM outbox WHERE parked_at IS NOT NULL")))
@@ -158,7 +164,7 @@ async def test_prunes_published_rows_past_retention(
     await enqueue(engine, message("a"), message("b"))
     publisher = InMemoryPublisher()
     loop = relay(engine, publisher)
-    await loop.relay_once(conn, ALL_SHARDS)
+    await relay_once(loop, conn)
     await conn.execute(text("UPDATE outbox SET published_at = published_at - interval '2 hours'"))
     await loop._prune(conn)
     assert (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 0
@@ -168,7 +174,7 @@ async def test_run_stops_when_asked(engine: AsyncEngine) -> None:
     await enqueue(engine, message("a"))
     publisher = InMemoryPublisher()
     stop = asyncio.Event()
-    running = asyncio.create_task(Relay(engine, publisher, None, SETTINGS, stop).run())
+    running = asyncio.create_task(Relay(engine, publisher, Polling(stop), SETTINGS, stop).run())
     for _ in range(200):  # bounded wait (≤ 4 s) for the row to go out
         if publisher.sent:
             break

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 
+from app.domain import examples
 from app.domain.events import EventType
-from app.domain.order import NewItem, NewOrder
+from app.domain.order import NewOrder
 from app.services.orders import Emitter
-from tests.support.pipeline import SEED_ORDER
 
 SOURCE = "/order-service"
 
@@ -19,10 +18,14 @@ SOURCE = "/order-service"
 def new_order(
     customer_id: uuid.UUID | None = None, *, price: str = "49.99", quantity: int = 3
 ) -> NewOrder:
-    body: dict[str, Any] = {**SEED_ORDER, "customer_id": str(customer_id or uuid.uuid4())}
-    order = msgspec.convert(body, NewOrder, strict=False)
-    item = NewItem(order.items[0].product_id, "Test Product", Decimal(price), quantity)
-    return msgspec.structs.replace(order, items=[item])
+    """The example order for `customer_id` (a new customer by default), its one item
+    at `price` x `quantity`."""
+    [item] = examples.NEW_ORDER.items
+    return msgspec.structs.replace(
+        examples.NEW_ORDER,
+        customer_id=customer_id or uuid.uuid4(),
+        items=[msgspec.structs.replace(item, price=Decimal(price), quantity=quantity)],
+    )
 
 
 def emitter(topic: str = "orders") -> Emitter:

@@ -12,39 +12,13 @@ from typing import Any
 
 import httpx
 
+from app.domain import examples
 from scripts.stack.paths import free_port
 from scripts.stack.processes import ManagedProcess
 from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
 from scripts.stack.waiting import wait_for
 
-SEED_ORDER: dict[str, Any] = {
-    "customer_id": "123e4567-e89b-12d3-a456-426614174000",
-    "email": "customer@example.com",
-    "items": [
-        {
-            "product_id": "456e7890-e89b-12d3-a456-426614174001",
-            "name": "Test Product",
-            "price": 49.99,
-            "quantity": 3,
-        }
-    ],
-    "currency": "USD",
-    "metadata": {"source": "web"},
-    "shipping_address": {
-        "street": "Main St, 1",
-        "city": "Minsk",
-        "state": "MI",
-        "country": "BY",
-        "zip_code": "220030",
-    },
-    "billing_address": {
-        "street": "Main St, 1",
-        "city": "Minsk",
-        "state": "MI",
-        "country": "BY",
-        "zip_code": "220030",
-    },
-}
+SEED_ORDER: dict[str, Any] = examples.request_body()  # the seed README's order, as JSON
 
 
 @dataclass

@@ -3,6 +3,8 @@ computed from what the phases measured, and the tables and JSON that carry them.
 
 from __future__ import annotations
 
+import os
+
 import msgspec
 import pytest
 
@@ -156,3 +158,8 @@ def test_the_unfenced_drain_is_a_row_of_its_own_in_the_drain_table() -> None:
     text = report.markdown(results)
     assert "| 10,000, fencing off | 10,000 | 13,000 |" in text
     assert "| 1 | 10,000 | 1,000 |" in text
+
+
+def test_the_core_count_is_what_this_process_may_use() -> None:
+    assert report.usable_cores() == len(os.sched_getaffinity(0))
+    assert 1 <= report.usable_cores() <= (os.cpu_count() or 1)

@@ -9,8 +9,9 @@ from uuid import UUID
 
 import pytest
 
+from app.domain import examples
 from app.domain.events import Event, order_created, status_changed
-from app.domain.order import Item, Order, OrderState
+from app.domain.order import OrderState
 from app.domain.origin import Origin
 from app.domain.status import Status
 from app.events.cloudevents import (
@@ -24,30 +25,15 @@ from app.events.cloudevents import (
 
 EVENT_ID = UUID("0b7e3c1a-9a51-4a55-8a57-2f1c9c0f7a01")
 ORDER_ID = UUID("5f0c8a8e-7a43-4f8e-9d0e-0d6a3b9e2c11")
-CUSTOMER_ID = UUID("123e4567-e89b-12d3-a456-426614174000")
-PRODUCT_ID = UUID("456e7890-e89b-12d3-a456-426614174001")
+CUSTOMER_ID = examples.CUSTOMER_ID
 SOURCE = "/order-service"
 # 03:04:05 at UTC+3 is 00:04:05Z.
 MINSK_TIME = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=3)))
 
 
 def created_event() -> Event:
-    order = Order(
-        id=ORDER_ID,
-        customer_id=CUSTOMER_ID,
-        email="customer@example.com",
-        status=Status.PENDING,
-        total_amount=Decimal("149.97"),
-        currency="USD",
-        items=[Item(PRODUCT_ID, "Test Product", Decimal("49.99"), 3)],
-        metadata={"source": "web", "rating": 4.5},
-        shipping_address=None,
-        billing_address=None,
-        version=1,
-        created_at=MINSK_TIME,
-        updated_at=MINSK_TIME,
-    )
-    return order_created(EVENT_ID, order)
+    """`order.created` for the example order, created at MINSK_TIME."""
+    return order_created(EVENT_ID, examples.stored(ORDER_ID, MINSK_TIME))
 
 
 def binary_headers(**overrides: str | None) -> list[tuple[str, bytes]]:

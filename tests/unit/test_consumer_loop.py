@@ -19,9 +19,10 @@ from app.domain.errors import FieldError, InvalidInput, Refused, Unavailable
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from consumer import loop as consumer_loop
-from consumer.handler import EventHandler, Ignored, Plan, Result, Work
-from consumer.kafka_io import InMemoryDeadLetters, InMemorySource, Record
+from consumer.handler import Applied, Decision, EventHandler, Ignored, Outcome, Transition, Work
+from consumer.kafka_io import Record
 from consumer.loop import ConsumerLoop
+from consumer.testing import InMemoryDeadLetters, InMemorySource
 
 pytestmark = pytest.mark.anyio
 
@@ -78,12 +79,12 @@ class FakeHandler:
         self.calls = 0
         self.applied: list[str] = []
 
-    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Plan | Ignored:
+    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Decision:
         if self._ignore:
             return Ignored("not for us")
-        return Plan(order_id=UUID(event.subject or ""), target=Status.SHIPPED, key="customer")
+        return Transition(order_id=UUID(event.subject or ""), target=Status.SHIPPED, key="customer")
 
-    async def apply_all(self, batch: Sequence[Work]) -> list[tuple[Result, str | None]]:
+    async def apply_all(self, batch: Sequence[Work]) -> list[Outcome]:
         """One call is one transaction: a scripted failure fails the whole batch."""
         self.calls += 1
         if self._on_apply is not None:
@@ -92,7 +93,7 @@ class FakeHandler:
         if failure is not None:
             raise failure
         self.applied.extend(work.event.id for work in batch)
-        return [("applied", None) for _ in batch]
+        return [Applied() for _ in batch]
 
 
 class DrainingSource(InMemorySource):
@@ -306,7 +307,7 @@ class ExplodingPlanner(FakeHandler):
         super().__init__()
         self._bad, self._error = bad, error
 
-    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Plan | Ignored:
+    def plan(self, event: IncomingEvent, *, topic: str, key: bytes | None) -> Decision:
         if event.id == self._bad:
             raise self._error
         return super().plan(event, topic=topic, key=key)

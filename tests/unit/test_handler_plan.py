@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import load
-from app.domain.events import EventType, OrderCreated
-from app.domain.order import Item
+from app.domain import examples
+from app.domain.events import EventType, order_created
 from app.domain.status import Status
 from app.events.cloudevents import IncomingEvent, PoisonMessage
 from app.events.codec import encode, untyped_decoder
 from app.services.orders import Emitter
-from consumer.handler import EventHandler, Ignored, Plan, Rejected
+from consumer.handler import Confirm, Decision, EventHandler, Ignored, Transition, Untrusted
 from consumer.trust import TopicTrust
 
 OURS = "/order-service"
@@ -47,26 +47,14 @@ def event(
 
 def created_data() -> object:
     """`order.created` data as the consumer sees it: our JSON, decoded untyped."""
-    created = OrderCreated(
-        order_id=ORDER_ID,
-        customer_id=CUSTOMER_ID,
-        email="customer@example.com",
-        status=Status.PENDING,
-        total_amount=Decimal("149.97"),
-        currency="USD",
-        items=[Item(UUID(int=1), "Test Product", Decimal("49.99"), 3)],
-        metadata={"source": "web", "rating": 4.5},
-        shipping_address=None,
-        billing_address=None,
-        version=1,
-        created_at=datetime(2025, 1, 2, tzinfo=UTC),
-    )
-    return untyped_decoder.decode(encode(created))
+    order = examples.stored(ORDER_ID, datetime(2025, 1, 2, tzinfo=UTC))
+    assert order.customer_id == CUSTOMER_ID
+    return untyped_decoder.decode(encode(order_created(UUID(int=9), order).data))
 
 
 def plan(
     handler: EventHandler, incoming: IncomingEvent, topic: str = INBOUND, key: bytes | None = KEY
-) -> Plan | Ignored | Rejected:
+) -> Decision:
     return handler.plan(incoming, topic=topic, key=key)
 
 
@@ -74,7 +62,7 @@ def test_our_own_order_created_is_planned_with_the_decision_left_to_the_stored_o
     handler: EventHandler,
 ) -> None:
     planned = plan(handler, event(EventType.CREATED, source=OURS, data=created_data()), ORDERS)
-    assert planned == Plan(order_id=ORDER_ID, target=None, key=KEY.decode())
+    assert planned == Confirm(order_id=ORDER_ID, key=KEY.decode())
 
 
 def test_our_own_status_announcement_is_ignored(handler: EventHandler) -> None:
@@ -100,14 +88,14 @@ def test_anything_not_ours_on_our_own_topic_is_rejected(
 ) -> None:
     incoming = event(type_, source=source, data=created_data(), subject=str(ORDER_ID))
     planned = plan(handler, incoming, ORDERS)
-    assert planned == Rejected(
+    assert planned == Untrusted(
         f"only this service writes orders: source {source!r} is not ours", ORDER_ID
     )
 
 
 def test_external_shipped_event_asks_for_shipped(handler: EventHandler) -> None:
     data = {"order_id": str(ORDER_ID), "reason": "left the warehouse"}
-    assert plan(handler, event(EventType.SHIPPED, data=data)) == Plan(
+    assert plan(handler, event(EventType.SHIPPED, data=data)) == Transition(
         order_id=ORDER_ID, target=Status.SHIPPED, key=KEY.decode(), reason="left the warehouse"
     )
 
@@ -124,7 +112,7 @@ def test_each_allowed_inbound_type_asks_for_its_status(
     handler: EventHandler, type_: EventType, target: Status
 ) -> None:
     planned = plan(handler, event(type_, data={"order_id": str(ORDER_ID)}))
-    assert isinstance(planned, Plan)
+    assert isinstance(planned, Transition)
     assert planned.target == target
 
 
@@ -135,7 +123,7 @@ def test_a_type_the_inbound_topic_may_not_carry_is_rejected(
     handler: EventHandler, type_: str
 ) -> None:
     planned = plan(handler, event(type_, data=created_data(), subject=str(ORDER_ID)))
-    assert isinstance(planned, Rejected)
+    assert isinstance(planned, Untrusted)
     assert planned.why == (
         "orders.fulfillment may carry order.cancelled, order.delivered, order.shipped only,"
         f" not {type_!r}"
@@ -148,14 +136,14 @@ def test_a_source_the_inbound_topic_does_not_name_is_rejected(
     handler: EventHandler, source: str
 ) -> None:
     planned = plan(handler, event(EventType.SHIPPED, source=source, subject="not-a-uuid"))
-    assert planned == Rejected(
+    assert planned == Untrusted(
         f"orders.fulfillment carries events from /fulfillment only, not {source!r}", None
     )
 
 
 def test_a_topic_nobody_configured_is_rejected(handler: EventHandler) -> None:
     planned = plan(handler, event(EventType.SHIPPED), "elsewhere")
-    assert isinstance(planned, Rejected)
+    assert isinstance(planned, Untrusted)
     assert planned.why == "elsewhere is not a topic this service reads"
 
 
@@ -167,7 +155,7 @@ def test_the_key_travels_with_the_plan_bounded(
     handler: EventHandler, key: bytes | None, planned_key: str | None
 ) -> None:
     planned = plan(handler, event(EventType.SHIPPED, subject=str(ORDER_ID)), key=key)
-    assert isinstance(planned, Plan)
+    assert isinstance(planned, Transition)
     assert planned.key == planned_key
 
 
@@ -176,14 +164,14 @@ def test_order_id_comes_from_the_subject_when_data_has_none(
     handler: EventHandler, data: object
 ) -> None:
     planned = plan(handler, event(EventType.SHIPPED, data=data, subject=str(ORDER_ID)))
-    assert isinstance(planned, Plan)
+    assert isinstance(planned, Transition)
     assert planned.order_id == ORDER_ID
 
 
 def test_data_order_id_wins_over_the_subject(handler: EventHandler) -> None:
     data = {"order_id": str(ORDER_ID)}
     planned = plan(handler, event(EventType.SHIPPED, data=data, subject=str(UUID(int=7))))
-    assert isinstance(planned, Plan)
+    assert isinstance(planned, Transition)
     assert planned.order_id == ORDER_ID
 
 

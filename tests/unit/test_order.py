@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
+import msgspec
 import pytest
 
+from app.domain import examples
 from app.domain.errors import FieldError, InvalidInput
+from app.domain.events import order_created
 from app.domain.money import MAX_PRICE, has_cents_at_most, line_total
-from app.domain.order import NewItem, NewOrder, check_new_order
+from app.domain.order import NewItem, NewOrder, OrderRequest, check_new_order
+from app.domain.status import Status
 
 PRODUCT = UUID("456e7890-e89b-12d3-a456-426614174001")
 CUSTOMER = UUID("123e4567-e89b-12d3-a456-426614174000")
@@ -116,3 +121,21 @@ def test_total_sums_every_line() -> None:
 
 def test_line_total_multiplies_exactly() -> None:
     assert line_total(Decimal("49.99"), 3) == Decimal("149.97")
+
+
+def test_the_example_order_is_a_valid_request_for_149_97() -> None:
+    body = examples.request_body()
+    request = msgspec.json.decode(msgspec.json.encode(body), type=OrderRequest)
+    check_new_order(request, max_items=1)
+    assert request.owned_by(examples.CUSTOMER_ID) == examples.NEW_ORDER
+    assert body["items"][0]["price"] == 49.99  # money as a JSON number, as clients send it
+    assert examples.NEW_ORDER.total_amount == Decimal("149.97")
+
+
+def test_order_created_is_the_order_as_committed() -> None:
+    order = examples.stored(UUID(int=5), datetime(2025, 1, 2, tzinfo=UTC))
+    data = order_created(UUID(int=6), order).data
+    fields = msgspec.structs.asdict(order)
+    expected = {name: value for name, value in fields.items() if name not in ("id", "updated_at")}
+    assert msgspec.structs.asdict(data) == {"order_id": order.id, **expected}
+    assert order.status is Status.PENDING and order.total_amount == Decimal("149.97")

@@ -160,11 +160,15 @@ class Relay:
                     in_flight = None
                 busy = in_flight.keys if in_flight else ()
                 sending = await self._send(conn, leases.shards, busy, self._id)
-                failing = _count(failing, await self._land(conn, in_flight, leases))
+                landed = await self._land(conn, in_flight, leases)
+                failing = _count(failing, landed)
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
-                elif sending is None:
+                elif sending is None and not landed.claimed:
+                    # Idle only when nothing was in flight either: a claim that found only
+                    # keys of the batch just landed (a backlog of few keys) is tried again
+                    # at once, not after the next NOTIFY or poll.
                     await self._idle()
         finally:
             await self._land(conn, in_flight, leases)

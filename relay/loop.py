@@ -38,6 +38,7 @@ from app.db.outbox import ClaimedMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
+from relay.sweep import Sweep
 from relay.wakeup import Wakeup
 
 log = logging.getLogger("relay")
@@ -84,6 +85,7 @@ class Relay:
         # One identity for the process's life: after a reconnection, leases not yet
         # expired are renewed, not taken anew.
         self._id = uuid.uuid4()
+        self._sweep = Sweep()
         self._name = f"{socket.gethostname()}-{os.getpid()}"
 
     async def run(self) -> None:
@@ -187,9 +189,14 @@ class Relay:
         if not shards:
             return None
         started = time.perf_counter()
-        batch = await outbox.claim_batch(
-            conn, shards, self._settings.batch_size, busy_keys, owner=owner
-        )
+        limit = self._settings.batch_size
+        batch: list[ClaimedMessage] = []
+        for _ in range(len(shards) + 1):  # a sweep passes over shards with nothing left
+            chosen = self._sweep.next_shards(shards)
+            batch = await outbox.claim_batch(conn, chosen, limit, busy_keys, owner=owner)
+            self._sweep.claimed(chosen, len(batch), limit)
+            if batch or len(chosen) == len(shards):
+                break
         return InFlight(await self._publisher.send(batch), started) if batch else None
 
     async def _land(

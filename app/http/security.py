@@ -79,9 +79,7 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 
 
 def requires(scope: OrderScope) -> Guard:
-    # A coroutine: Litestar runs a plain function guard in a worker thread, and that hop
-    # was about a tenth of the API's CPU per order.
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not principal_of(connection).may(scope):
             raise InsufficientScope(scope.value)
 

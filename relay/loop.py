@@ -40,6 +40,7 @@ from app.events.message import OutboxMessage
 from relay import metrics
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
+from relay.sweep import Sweep
 
 log = logging.getLogger("relay")
 
@@ -98,6 +99,7 @@ class Relay:
         # One identity for the process's life: after a reconnection, leases not yet
         # expired are renewed, not taken anew.
         self._id = uuid.uuid4()
+        self._sweep = Sweep()
         self._name = f"{socket.gethostname()}-{os.getpid()}"
 
     async def run(self) -> None:
@@ -173,11 +175,15 @@ class Relay:
                     in_flight = None
                 busy = in_flight.keys if in_flight else ()
                 sending = await self.claim_and_send(conn, leases, busy)
-                failing = _count(failing, await self.land(conn, in_flight, leases))
+                landed = await self.land(conn, in_flight, leases)
+                failing = _count(failing, landed)
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
-                elif sending is None:
+                elif sending is None and not landed.claimed:
+                    # Idle only when nothing was in flight either: a claim that found only
+                    # keys of the batch just landed (a backlog of few keys) is tried again
+                    # at once, not after the next NOTIFY or poll.
                     await self._idle()
         finally:
             await self.land(conn, in_flight, leases)
@@ -191,9 +197,14 @@ class Relay:
         if not shards:
             return None
         started = time.perf_counter()
-        batch = await outbox.claim_batch(
-            conn, shards, self._settings.batch_size, busy_keys, owner=leases.relay_id
-        )
+        limit = self._settings.batch_size
+        batch: list[ClaimedMessage] = []
+        for _ in range(len(shards) + 1):  # a sweep passes over shards with nothing left
+            chosen = self._sweep.next_shards(shards)
+            batch = await outbox.claim_batch(conn, chosen, limit, busy_keys, owner=leases.relay_id)
+            self._sweep.claimed(chosen, len(batch), limit)
+            if batch or len(chosen) == len(shards):
+                break
         if not batch:
             return None
         return InFlight(batch, await self._publisher.send(_by_shard(batch)), started)

@@ -1,4 +1,8 @@
-"""What the OpenAPI document says: real examples, every error shape, every header and limit."""
+"""What the OpenAPI document says: real examples, every error shape, every header and limit.
+
+Schemas come from the types (msgspec's own JSON Schema of each struct, `StructSchemas`);
+`refine` adds only what no type says: money as JSON numbers, the configured item cap, the
+currency list, the response headers, and the examples."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar._openapi.schema_generation import SchemaCreator
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
@@ -21,6 +26,7 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.typing import FieldDefinition
 
 from app.config import HttpSettings
 from app.domain.money import CURRENCIES, MAX_PRICE
@@ -183,7 +189,9 @@ class StructSchemas(StructSchemaPlugin):
     (`forbid_unknown_fields`) and key rule in the types is in the document; Litestar still
     registers each component (and what it refers to) under the same name."""
 
-    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         _, found = msgspec.json.schema_components([field_definition.type_], ref_template=_REF)
         own = found[field_definition.type_.__name__]

@@ -33,7 +33,7 @@ from app.domain.money import CURRENCIES, MAX_PRICE
 from app.domain.order import OrderRequest
 from app.http import request_id
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
-from app.http.wire import PARAMETERS_DETAIL
+from app.http.wire import CANCELLED, CREATED, PARAMETERS_DETAIL
 
 
 @dataclass
@@ -80,11 +80,11 @@ _ORDER: dict[str, Any] = {
 }
 
 SUCCESS_EXAMPLES: dict[str, Any] = {
-    "created": {"order": _ORDER, "message": "Order created successfully"},
+    "created": {"order": _ORDER, "message": CREATED},
     "order": {"order": {**_ORDER, "status": "confirmed", "version": 2}},
     "cancelled": {
         "order": {**_ORDER, "status": "cancelled", "version": 2},
-        "message": "Order cancelled",
+        "message": CANCELLED,
     },
     "page": {"orders": [_ORDER], "next_cursor": "WyIyMDI1LTA5LTIyVDEzOjA5OjA3WiIsIjg2NWNhODMyIl0"},
     "history": {

@@ -30,7 +30,7 @@ from app.http import parameters, request_id
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
 from app.http.limits import body_deadline, in_flight_limit, rate_limit
-from app.http.openapi import refine
+from app.http.openapi import StructSchemas, refine
 from app.http.options import allow_every_method
 from app.http.problems import PROBLEM_DETAILS
 from app.http.security import SECURITY_COMPONENTS, authentication, warn_auth_disabled
@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan(settings)],
         middleware=edge(settings),
         before_send=[allow_every_method, *([warn_auth_disabled] if settings.auth.disabled else [])],
-        plugins=[PROBLEM_DETAILS],
+        plugins=[PROBLEM_DETAILS, StructSchemas()],
         response_class=JsonResponse,
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=openapi_config(),

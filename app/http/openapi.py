@@ -1,4 +1,8 @@
-"""What the OpenAPI document says: real examples, every error shape, every header and limit."""
+"""What the OpenAPI document says: real examples, every error shape, every header and limit.
+
+Schemas come from the types (msgspec's own JSON Schema of each struct, `StructSchemas`);
+`refine` adds only what no type says: money as JSON numbers, the configured item cap, the
+currency list, the response headers, and the examples."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar._openapi.schema_generation import SchemaCreator
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     Example,
@@ -20,19 +26,14 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.typing import FieldDefinition
 
 from app.config import HttpSettings
 from app.domain.money import CURRENCIES, MAX_PRICE
-from app.domain.order import (
-    METADATA_KEY_MAX_LENGTH,
-    METADATA_MAX_KEYS,
-    METADATA_TEXT_MAX_LENGTH,
-    NO_NUL,
-    OrderRequest,
-)
+from app.domain.order import OrderRequest
 from app.http import request_id
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
-from app.http.wire import PARAMETERS_DETAIL
+from app.http.wire import CANCELLED, CREATED, PARAMETERS_DETAIL
 
 
 @dataclass
@@ -79,11 +80,11 @@ _ORDER: dict[str, Any] = {
 }
 
 SUCCESS_EXAMPLES: dict[str, Any] = {
-    "created": {"order": _ORDER, "message": "Order created successfully"},
+    "created": {"order": _ORDER, "message": CREATED},
     "order": {"order": {**_ORDER, "status": "confirmed", "version": 2}},
     "cancelled": {
         "order": {**_ORDER, "status": "cancelled", "version": 2},
-        "message": "Order cancelled",
+        "message": CANCELLED,
     },
     "page": {"orders": [_ORDER], "next_cursor": "WyIyMDI1LTA5LTIyVDEzOjA5OjA3WiIsIjg2NWNhODMyIl0"},
     "history": {
@@ -182,6 +183,28 @@ def problem_example(kind: Kind) -> dict[str, Any]:
 
 # --- What the types alone do not say -------------------------------------------------
 
+
+class StructSchemas(StructSchemaPlugin):
+    """A struct's schema as msgspec writes it, so every `Meta` bound, closed object
+    (`forbid_unknown_fields`) and key rule in the types is in the document; Litestar still
+    registers each component (and what it refers to) under the same name."""
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        _, found = msgspec.json.schema_components([field_definition.type_], ref_template=_REF)
+        own = found[field_definition.type_.__name__]
+        info = msgspec.inspect.type_info(field_definition.type_)
+        for field in info.fields if isinstance(info, msgspec.inspect.StructType) else ():
+            if isinstance(field.type, msgspec.inspect.DateTimeType):  # msgspec: only if tz=True
+                own["properties"][field.encode_name]["format"] = "date-time"
+        schema.properties = own["properties"]
+        schema.additional_properties = own.get("additionalProperties")
+        return schema
+
+
+_REF = "#/components/schemas/{name}"
 _HEADERS = {
     request_id.NAME: request_id.RESPONSE_HEADER,
     REPLAYED: OpenAPIHeader(
@@ -194,12 +217,6 @@ _HEADERS = {
         description="Seconds to wait before retrying",
     ),
 }
-# Any JSON scalar; `type` lists, where a oneOf would match an integer twice (integer, number).
-_METADATA_VALUE = Schema(
-    type=[OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.BOOLEAN, OpenAPIType.NULL],
-    max_length=METADATA_TEXT_MAX_LENGTH,
-    pattern=NO_NUL,
-)
 _REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders"): {
         name: _ORDER[name]
@@ -210,27 +227,13 @@ _REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def refine(openapi: OpenAPI, http: HttpSettings) -> None:
-    """Say what the types alone cannot: exact money, closed objects, limits, headers."""
+    """Say what the types cannot: exact money, the configured item cap, the currency list,
+    the headers, and the examples."""
     schemas = openapi.components.schemas
     _money(schemas)
-    for name in ("OrderRequest", "NewItem", "Address", "CancelRequest"):
-        schemas[name].additional_properties = False  # forbid_unknown_fields
     new_order = _properties(schemas["OrderRequest"])
-    _schema(new_order["items"]).max_items = http.max_items
-    _schema(new_order["currency"]).enum = sorted(CURRENCIES)
-    new_order["metadata"] = Schema(
-        type=OpenAPIType.OBJECT,
-        max_properties=METADATA_MAX_KEYS,
-        property_names=Schema(min_length=1, max_length=METADATA_KEY_MAX_LENGTH, pattern=NO_NUL),
-        additional_properties=_METADATA_VALUE,
-        description="A flat object: scalar values only",
-    )
-    _properties(schemas["Order"])["metadata"] = Schema(
-        type=OpenAPIType.OBJECT, additional_properties=_METADATA_VALUE
-    )
-    _properties(schemas["CancelRequest"])["reason"] = Schema(
-        type=[OpenAPIType.STRING, OpenAPIType.NULL], min_length=1, max_length=500, pattern=NO_NUL
-    )
+    new_order["items"]["maxItems"] = http.max_items
+    new_order["currency"]["enum"] = sorted(CURRENCIES)
     openapi.components.headers = {**_HEADERS}
     for path, item in (openapi.paths or {}).items():
         for method, operation in _operations(item):
@@ -278,21 +281,23 @@ def _refine_responses(
 
 def _money(schemas: dict[str, Schema]) -> None:
     """Money is a JSON number (exact in and out), never the string Decimal maps to by default."""
-    _properties(schemas["NewItem"])["price"] = Schema(
-        type=OpenAPIType.NUMBER,
-        minimum=0,
-        maximum=float(MAX_PRICE),
-        multiple_of=0.01,
-        description="Unit price: a JSON number (not a string), ≥ 0, at most 2 decimals",
-    )
-    _properties(schemas["Item"])["price"] = Schema(
-        type=OpenAPIType.NUMBER, minimum=0, description="Unit price, with 2 decimals"
-    )
-    _properties(schemas["Order"])["total_amount"] = Schema(
-        type=OpenAPIType.NUMBER,
-        minimum=0,
-        description="The sum of price times quantity, 2 decimals",
-    )
+    _properties(schemas["NewItem"])["price"] = {
+        "type": "number",
+        "minimum": 0,
+        "maximum": float(MAX_PRICE),
+        "multipleOf": 0.01,
+        "description": "Unit price: a JSON number (not a string), ≥ 0, at most 2 decimals",
+    }
+    _properties(schemas["Item"])["price"] = {
+        "type": "number",
+        "minimum": 0,
+        "description": "Unit price, with 2 decimals",
+    }
+    _properties(schemas["Order"])["total_amount"] = {
+        "type": "number",
+        "minimum": 0,
+        "description": "The sum of price times quantity, 2 decimals",
+    }
 
 
 def _without_null(schema: Schema | Reference | None) -> Schema | Reference | None:
@@ -316,11 +321,7 @@ def _operations(item: PathItem) -> list[tuple[str, Operation]]:
     return [(m, op) for m in methods if isinstance(op := getattr(item, m), Operation)]
 
 
-def _properties(schema: Schema) -> dict[str, Schema | Reference]:
+def _properties(schema: Schema) -> dict[str, Any]:
+    """A struct's properties, as msgspec wrote them (StructSchemas)."""
     assert schema.properties is not None
     return schema.properties
-
-
-def _schema(value: Schema | Reference | None) -> Schema:
-    assert isinstance(value, Schema)
-    return value

@@ -71,9 +71,10 @@ class Kind(msgspec.Struct, frozen=True):
 # First match wins, so subclasses come before their bases.
 VALIDATION = Kind(422, "validation-error", "Invalid request")
 INVALID_PARAMETER = Kind(400, "invalid-parameter", "Invalid query parameter")
+UNSUPPORTED = Kind(415, "unsupported-media-type", "Unsupported media type")
 ERRORS: list[tuple[type[Exception], Kind]] = [
     (MalformedJson, Kind(400, "malformed-json", "Malformed JSON")),
-    (UnsupportedMediaType, Kind(415, "unsupported-media-type", "Unsupported media type")),
+    (UnsupportedMediaType, UNSUPPORTED),
     (InvalidParameter, INVALID_PARAMETER),
     (InvalidInput, VALIDATION),
     (OrderNotFound, Kind(404, "order-not-found", "Order not found")),
@@ -92,7 +93,7 @@ HTTP_KINDS: dict[int, Kind] = {
     405: Kind(405, "method-not-allowed", "Method not allowed"),
     408: Kind(408, "request-timeout", "Request timeout"),
     413: Kind(413, "payload-too-large", "Request body too large"),
-    415: Kind(415, "unsupported-media-type", "Unsupported media type"),
+    415: UNSUPPORTED,
     429: Kind(429, "rate-limited", "Too many requests"),
 }
 INTERNAL = Kind(500, "internal-error", "Internal server error")

@@ -1,6 +1,9 @@
 """Request bodies in, response bodies out, decoded and encoded strictly.
 
-Bodies are decoded by msgspec straight from the raw bytes against the target
+Responses are typed structs (`OrderEnvelope`, `OrderPage`, `OrderHistory`), encoded by
+`JsonResponse` with the events' encoder (money as exact JSON numbers).
+
+Request bodies are decoded by msgspec straight from the raw bytes against the target
 type, so a JSON number becomes an exact Decimal (never a float on the way) and a
 wrong JSON type is an error, not a coercion. msgspec itself accepts a *string*
 for a Decimal, so money fields get one more check: they must be JSON numbers.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import msgspec
 from litestar import Response
@@ -21,7 +25,7 @@ from litestar.serialization import default_serializer
 from litestar.types import Serializer
 
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.order import NO_NUL, OrderRequest
+from app.domain.order import NO_NUL, Order, OrderRequest, Transition
 from app.events.codec import encoder
 
 T = TypeVar("T")
@@ -49,6 +53,25 @@ class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The optional body of a cancel request."""
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_NUL)] | None = None
+
+
+CREATED = "Order created successfully"
+CANCELLED = "Order cancelled"
+
+
+class OrderEnvelope(msgspec.Struct, frozen=True, omit_defaults=True):
+    order: Order
+    message: str | None = None
+
+
+class OrderPage(msgspec.Struct, frozen=True):
+    orders: list[Order]
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
+
+
+class OrderHistory(msgspec.Struct, frozen=True):
+    order_id: UUID
+    history: list[Transition]
 
 
 def is_json(content_type: str | None) -> bool:

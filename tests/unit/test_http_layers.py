@@ -4,9 +4,13 @@ HTTP layer speaks no SQL and opens no transaction, and no function grows past 50
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
+
+from app.domain.principal import Scope
+from app.http.security import requires
 
 APP = Path(__file__).resolve().parents[2] / "app"
 HTTP = sorted((APP / "http").rglob("*.py"))
@@ -68,3 +72,9 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     assert "app.http.wire.decode" in imports(module)
     assert "sqlalchemy.text" in imports(module)
     assert long_functions(module) == ["module.py:4 long"]
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_scope_guards_run_on_the_event_loop(scope: Scope) -> None:
+    """Litestar runs a plain-function guard in a worker thread: ours are coroutines."""
+    assert inspect.iscoroutinefunction(requires(scope))

@@ -87,6 +87,24 @@ def conforms(spec: dict[str, Any], schema: dict[str, Any], value: object) -> lis
     return [error.message for error in validator.iter_errors(value)]
 
 
+def refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(refs(value) for value in node))
+    return set()
+
+
+def test_every_reference_resolves(spec: dict[str, Any]) -> None:
+    """Struct schemas are msgspec's, components are named by Litestar: the names agree."""
+    found = refs(spec)
+    assert "#/components/schemas/Address" in found
+    for ref in found:
+        section, name = ref.removeprefix("#/components/").split("/")
+        assert name in spec["components"][section], ref
+
+
 def test_every_endpoint_is_described(spec: dict[str, Any]) -> None:
     assert spec["openapi"].startswith("3.1")
     found = {(method, path) for method, path, _ in operations(spec)}
@@ -192,8 +210,23 @@ def test_the_order_schema_says_what_the_decoder_enforces(spec: dict[str, Any]) -
         {**valid, "items": [{**valid["items"][0], "price": "49.99"}]},  # money as a string
         {**valid, "metadata": {"nested": {"a": 1}}},
         {**valid, "currency": "XYZ"},
+        {**valid, "metadata": {"k" * 65: 1}},  # a key's length (from the type's Meta)
+        {**valid, "metadata": {str(n): n for n in range(51)}},
+        {**valid, "shipping_address": {**valid["shipping_address"], "floor": 3}},
+        {**valid, "items": [valid["items"][0]] * 8},  # ORDER_MAX_ITEMS
     ):
         assert conforms(spec, {"$ref": "#/components/schemas/OrderRequest"}, wrong) != []
+    for when in ("2025-09-22T13:09:07Z", "2025-09-22T13:09:07.5+02:00"):
+        assert conforms(spec, schemas["Transition"]["properties"]["changed_at"], when) == []
+    assert schemas["Order"]["properties"]["created_at"]["format"] == "date-time"
+
+
+def test_the_cancel_reason_is_bounded(spec: dict[str, Any]) -> None:
+    cancel = {"$ref": "#/components/schemas/CancelRequest"}
+    assert conforms(spec, cancel, {"reason": "r" * 500}) == []
+    assert conforms(spec, cancel, {"reason": None}) == []
+    for wrong in ({"reason": "r" * 501}, {"reason": ""}, {"reason": "a\u0000b"}, {"why": "x"}):
+        assert conforms(spec, cancel, wrong) != [], wrong
 
 
 def test_page_size_limit_is_the_configured_one(spec: dict[str, Any]) -> None:

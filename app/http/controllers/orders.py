@@ -10,44 +10,38 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.order import Order, OrderRequest, Transition, check_new_order
+from app.domain.order import OrderRequest, check_new_order
 from app.domain.origin import Origin
 from app.domain.principal import Principal, Scope
 from app.http.body import StrictBody
 from app.http.openapi import REPLAYED, problems, success
 from app.http.parameters import Listing
 from app.http.security import secured
-from app.http.wire import CancelRequest, JsonResponse, MalformedJson, UnsupportedMediaType, is_json
+from app.http.wire import (
+    CANCELLED,
+    CREATED,
+    CancelRequest,
+    JsonResponse,
+    MalformedJson,
+    OrderEnvelope,
+    OrderHistory,
+    OrderPage,
+    UnsupportedMediaType,
+    is_json,
+)
 from app.services import access
 from app.services.orders import Emitter
 
-CREATED_MESSAGE = "Order created successfully"
 # The problems an operation can answer, by what it does: any call with a token, a call
 # with a body, a call naming one order.
 _ANY = "invalid-token", "insufficient-scope", "rate-limited", "unavailable"
 _BODY = "malformed-json", "payload-too-large", "unsupported-media-type", "validation-error"
 _ONE = "order-not-found", "not-found"
-
-
-class OrderEnvelope(msgspec.Struct, frozen=True, omit_defaults=True):
-    order: Order
-    message: str | None = None
-
-
-class OrderPage(msgspec.Struct, frozen=True):
-    orders: list[Order]
-    next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
-
-
-class OrderHistory(msgspec.Struct, frozen=True):
-    order_id: UUID
-    history: list[Transition]
 
 
 async def require_json(request: Request[Any, Any, Any]) -> None:
@@ -113,7 +107,7 @@ class OrderController(Controller):
             ttl=idempotency_ttl,
         )
         return JsonResponse(
-            OrderEnvelope(placed.outcome, CREATED_MESSAGE),
+            OrderEnvelope(placed.outcome, CREATED),
             status_code=201,
             headers={REPLAYED: "true"} if placed.replayed else {},
         )
@@ -189,7 +183,7 @@ class OrderController(Controller):
         order = await access.cancel(
             engine, principal, order_id, emitter=emitter, origin=origin, reason=reason
         )
-        return OrderEnvelope(order, "Order cancelled")
+        return OrderEnvelope(order, CANCELLED)
 
     @get(
         "/{order_id:uuid}/history",

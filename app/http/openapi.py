@@ -7,7 +7,9 @@ currency list, the response headers, and the examples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar._openapi.schema_generation import SchemaCreator
@@ -29,8 +31,10 @@ from litestar.openapi.spec import (
 from litestar.typing import FieldDefinition
 
 from app.config import HttpSettings
+from app.domain import examples
 from app.domain.money import CURRENCIES, MAX_PRICE
 from app.domain.order import OrderRequest
+from app.events.codec import encode
 from app.http import request_id
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
 from app.http.wire import CANCELLED, CREATED, PARAMETERS_DETAIL
@@ -49,35 +53,15 @@ class Verbatim(Example):
 
 REPLAYED = "Idempotent-Replayed"  # on a create that replays what a key stored
 _REQUEST_ID = "0f9c4f5e-5b1d-4c53-8f0e-3c2b9d6a7e41"
-_ADDRESS = {
-    "street": "Main St, 1",
-    "city": "Minsk",
-    "state": "MI",
-    "country": "BY",
-    "zip_code": "220030",
-}
-_ORDER: dict[str, Any] = {
-    "id": "865ca832-c5c6-44b0-b235-37273c65aa19",
-    "customer_id": "123e4567-e89b-12d3-a456-426614174000",
-    "email": "customer@example.com",
-    "status": "pending",
-    "total_amount": 149.97,
-    "currency": "USD",
-    "items": [
-        {
-            "product_id": "456e7890-e89b-12d3-a456-426614174001",
-            "name": "Test Product",
-            "price": 49.99,
-            "quantity": 3,
-        }
-    ],
-    "metadata": {"source": "web"},
-    "shipping_address": _ADDRESS,
-    "billing_address": _ADDRESS,
-    "version": 1,
-    "created_at": "2025-09-22T13:09:07.123456Z",
-    "updated_at": "2025-09-22T13:09:07.123456Z",
-}
+# The one example order (app/domain/examples.py) as the API returns it.
+_ORDER: dict[str, Any] = msgspec.json.decode(
+    encode(
+        examples.stored(
+            UUID("865ca832-c5c6-44b0-b235-37273c65aa19"),
+            datetime(2025, 9, 22, 13, 9, 7, 123456, tzinfo=UTC),
+        )
+    )
+)
 
 SUCCESS_EXAMPLES: dict[str, Any] = {
     "created": {"order": _ORDER, "message": CREATED},

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import history, orders, outbox
-from app.db.bell import OutboxBell
+from app.db.wakeup import OutboxBell
 from app.db.engine import after_commit
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import config, logs, telemetry
 from app.auth.tokens import verifier_for
 from app.config import Settings, require_auth
-from app.db.wakeup import OutboxBell
 from app.db.engine import create_engine, libpq_url
+from app.db.wakeup import OutboxBell
 from app.http import parameters, request_id
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController

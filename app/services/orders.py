@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import history, orders, outbox
-from app.db.wakeup import OutboxBell
 from app.db.engine import after_commit
+from app.db.wakeup import OutboxBell
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed
 from app.domain.order import NewOrder, Order, OrderState, Transition

@@ -52,25 +52,12 @@ def test_the_whole_stack_answers_in_process(tmp_path: Any) -> None:
     no database answers here, so an authenticated request gets as far as a 503."""
     from litestar.testing import TestClient
 
-    from app import config
     from app.http.app import create_app
-    from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
+    from scripts.stack.tokens import SigningKey
+    from tests.support.offline import offline_settings
 
     key = SigningKey.generate()
-    public = tmp_path / "public.pem"
-    public.write_bytes(key.public_pem())
-    settings = config.load(
-        {
-            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
-            "DB_CONNECT_TIMEOUT": "0.5",
-            "AUTH_PUBLIC_KEY_FILE": str(public),
-            "AUTH_ISSUER": ISSUER,
-            "AUTH_AUDIENCE": AUDIENCE,
-            "CURSOR_SECRET": "s" * 32,
-            "RATE_LIMIT_PER_MINUTE": "2",
-        },
-        env_file=None,
-    )
+    settings = offline_settings(key, tmp_path, RATE_LIMIT_PER_MINUTE="2")
     with TestClient(create_app(settings)) as client:
         assert client.get("/health/live").status_code == 200
         assert client.get("/api/v1/orders").status_code == 401

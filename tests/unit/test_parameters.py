@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
-from app import config
 from app.http.app import create_app
 from app.http.parameters import explain
-from scripts.stack.tokens import AUDIENCE, ISSUER, SigningKey
+from scripts.stack.tokens import SigningKey
+from tests.support.offline import offline_settings
 from tests.support.pipeline import SEED_ORDER
 
 KEY = SigningKey.generate()
@@ -23,20 +22,8 @@ STATUSES = "must be one of pending, confirmed, shipped, delivered, cancelled, fa
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    public: Path = tmp_path_factory.mktemp("auth") / "public.pem"
-    public.write_bytes(KEY.public_pem())
-    settings = config.load(
-        {
-            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
-            "DB_CONNECT_TIMEOUT": "0.5",
-            "AUTH_PUBLIC_KEY_FILE": str(public),
-            "AUTH_ISSUER": ISSUER,
-            "AUTH_AUDIENCE": AUDIENCE,
-            "CURSOR_SECRET": "s" * 32,
-            "HTTP_MAX_PAGE_SIZE": "30",
-        },
-        env_file=None,
-    )
+    folder = tmp_path_factory.mktemp("auth")
+    settings = offline_settings(KEY, folder, HTTP_MAX_PAGE_SIZE="30")
     with TestClient(create_app(settings)) as found:
         found.headers["Authorization"] = f"Bearer {KEY.customer()}"
         yield found

@@ -1,6 +1,8 @@
 """A single-node Apache Kafka (KRaft, broker + controller) from Maven Central jars.
 
-Clients authenticate with SASL SCRAM-SHA-512 and are authorised by KRaft's
+Clients connect over TLS (SASL_SSL; the broker's certificate is signed by a CA made for
+this state directory, `tls/ca.pem`, which they trust through `ssl.ca.location` /
+KAFKA_SSL_CA_LOCATION), authenticate with SASL SCRAM-SHA-512 and are authorised by KRaft's
 StandardAuthorizer with `allow.everyone.if.no.acl.found=false`: a principal can
 do only what scripts/stack/principals.py grants it. Passwords are generated per
 state directory (`credentials.json`, 0600). The controller listener takes SASL
@@ -168,8 +170,10 @@ class LocalKafka:
     controller_port: int
     # False only to measure what security costs (bench/sasl_cost.py): PLAINTEXT, no ACLs.
     secured: bool = True
-    # SASL_SSL instead of SASL_PLAINTEXT, with a CA made for this stack (certs.py).
-    tls: bool = False
+    # SASL_SSL (with a CA made for this stack, certs.py) rather than SASL_PLAINTEXT: its
+    # cost is within the noise of bench/sasl_cost.py (README "Security"). False only to
+    # measure that cost.
+    tls: bool = True
     _process: subprocess.Popen[bytes] | None = None
 
     @property

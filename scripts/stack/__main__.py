@@ -75,7 +75,8 @@ def _identities(found: infra.Infra) -> str:
     if found.kafka is not None:
         files = found.kafka.write_properties(found.kafka.root)
         prefix = " ".join(f"{k}={v}" for k, v in kcat_env().items())
-        lines += ["Kafka principals (SASL_SSL, SCRAM-SHA-512; README 'Security'), for kcat -F:"]
+        protocol = found.kafka.listener
+        lines += [f"Kafka principals ({protocol}, SCRAM-SHA-512; README 'Security'), for kcat -F:"]
         lines += [f"  {path}" for path in files]
         example = found.kafka.root / f"{principals.FULFILLMENT}.properties"
         lines += [f"  e.g. {prefix + ' ' if prefix else ''}kcat -F {example} -L"]

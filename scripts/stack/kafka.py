@@ -1,8 +1,6 @@
 """A single-node Apache Kafka (KRaft, broker + controller) from Maven Central jars.
 
-Clients connect over TLS (SASL_SSL; the broker's certificate is signed by a CA made for
-this state directory, `tls/ca.pem`, which they trust through `ssl.ca.location` /
-KAFKA_SSL_CA_LOCATION), authenticate with SASL SCRAM-SHA-512 and are authorised by KRaft's
+Clients authenticate with SASL SCRAM-SHA-512 and are authorised by KRaft's
 StandardAuthorizer with `allow.everyone.if.no.acl.found=false`: a principal can
 do only what scripts/stack/principals.py grants it. Passwords are generated per
 state directory (`credentials.json`, 0600). The controller listener takes SASL
@@ -170,10 +168,10 @@ class LocalKafka:
     controller_port: int
     # False only to measure what security costs (bench/sasl_cost.py): PLAINTEXT, no ACLs.
     secured: bool = True
-    # SASL_SSL (with a CA made for this stack, certs.py) rather than SASL_PLAINTEXT: its
-    # cost is within the noise of bench/sasl_cost.py (README "Security"). False only to
-    # measure that cost.
-    tls: bool = True
+    # SASL_SSL with a CA made for this stack (certs.py) instead of SASL_PLAINTEXT. Off: on
+    # loopback it protects nothing and costs the relay's producer 15-30% of its throughput
+    # (bench/sasl_cost.py, README "Security").
+    tls: bool = False
     _process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -50,8 +50,8 @@ UI = "orders-ui"  # compose's Kafka UI: a viewer (TopicPlan.viewers), not in PRI
 PROCESS_PRINCIPALS = {"relay": RELAY, "consumer": CONSUMER}  # the api never talks to Kafka
 CONTROLLER = "controller"  # the KRaft controller listener's own (PLAIN) user, broker-internal
 MECHANISM = "SCRAM-SHA-512"
-PROTOCOL = "SASL_PLAINTEXT"  # without TLS (compose; LocalKafka(tls=False) to measure)
-TLS_PROTOCOL = "SASL_SSL"  # the local stack's: TLS with a CA of its own (certs.py)
+PROTOCOL = "SASL_PLAINTEXT"  # loopback only; see README "Security" for why not SASL_SSL
+TLS_PROTOCOL = "SASL_SSL"  # LocalKafka(tls=True): TLS with a CA of the stack's own (certs.py)
 TRANSACTIONAL_ID_PREFIX = "orders-relay"
 SCRAM_ITERATIONS = 8192
 

@@ -1,11 +1,14 @@
-"""What SASL SCRAM-SHA-512 and ACLs cost the relay's producer: the same messages, the same
-producer settings, to the same single-node broker configured with and without security.
+"""What SASL SCRAM-SHA-512, ACLs and TLS cost the relay's producer: the same messages, the
+same producer settings, to the same single-node broker configured three ways —
+PLAINTEXT without ACLs, SASL_PLAINTEXT with ACLs (`make dev`'s), and SASL_SSL with ACLs
+(TLS with a CA made for the run, scripts/stack/certs.py).
 
-`python -m bench.sasl_cost [--messages N] [--runs R]` starts a private broker for each
-mode in turn (under .state/bench-sasl), sends N order.created-sized messages as the
-relay would (its `producer_config`, principal `orders-relay` when secured) R times, and
-prints the median throughput and the time to the first acknowledgement (which includes
-connecting and, when secured, the SCRAM handshake).
+`python -m bench.sasl_cost [--messages N] [--runs R] [--modes …]` starts a private broker
+for each mode in turn (under .state/bench-sasl), sends N order.created-sized messages as
+the relay would (its `producer_config`, principal `orders-relay` when secured) R times,
+and prints the median throughput, its ratio to PLAINTEXT's, and the time to the first
+acknowledgement (which includes connecting and, when secured, the TLS and SCRAM
+handshakes).
 """
 
 from __future__ import annotations
@@ -29,12 +32,22 @@ ITEM = b'{"name": "Test Product", "price": 49.99, "quantity": 3},'
 VALUE = b'{"items": [' + ITEM * 16 + b"{}]}"  # about the size of an order.created
 
 
+# mode -> (label, secured, tls)
+MODES = {
+    "plaintext": ("PLAINTEXT, no ACLs", False, False),
+    "sasl": ("SASL_PLAINTEXT + ACLs", True, False),
+    "sasl_ssl": ("SASL_SSL + ACLs", True, True),
+}
+
+
 @contextmanager
-def broker(secured: bool) -> Iterator[LocalKafka]:
-    root = state_dir("bench-sasl", "secured" if secured else "plaintext")
+def broker(mode: str) -> Iterator[LocalKafka]:
+    """A fresh broker configured as `mode` says, stopped on exit."""
+    _, secured, tls = MODES[mode]
+    root = state_dir("bench-sasl", mode)
     shutil.rmtree(root)
     root.mkdir()
-    kafka = LocalKafka(root, free_port(), free_port(), secured=secured)
+    kafka = LocalKafka(root, free_port(), free_port(), secured=secured, tls=tls)
     kafka.start()
     try:
         kafka.create_topics({TOPIC: 6})
@@ -71,20 +84,31 @@ def send(kafka: LocalKafka, messages: int) -> tuple[float, float]:
     return messages / (time.perf_counter() - started), first[0]
 
 
+def measure(mode: str, messages: int, runs: int) -> tuple[float, float, list[float]]:
+    """(median events/s, median seconds to the first ack, every run's events/s)."""
+    with broker(mode) as kafka:
+        send(kafka, 1000)  # warm the broker (JIT, page cache) before measuring
+        found = [send(kafka, messages) for _ in range(runs)]
+    rates = [rate for rate, _ in found]
+    return statistics.median(rates), statistics.median(f for _, f in found), rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sasl_cost", description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     args = parser.parse_args()
     print(f"{args.messages:,} messages of {len(VALUE)} bytes, {args.runs} runs, median:")
-    for secured in (False, True):
-        with broker(secured) as kafka:
-            send(kafka, 1000)  # warm the broker (JIT, page cache) before measuring
-            runs = [send(kafka, args.messages) for _ in range(args.runs)]
-        rate = statistics.median(r[0] for r in runs)
-        first = statistics.median(r[1] for r in runs)
-        mode = "SASL_PLAINTEXT + ACLs" if secured else "PLAINTEXT, no ACLs"
-        print(f"  {mode:<22}{rate:>9,.0f} events/s   first ack after {first * 1000:,.0f} ms")
+    baseline = None
+    for mode in args.modes:
+        rate, first, rates = measure(mode, args.messages, args.runs)
+        baseline = baseline or rate
+        each = ", ".join(f"{r:,.0f}" for r in rates)
+        print(
+            f"  {MODES[mode][0]:<22}{rate:>9,.0f} events/s ({rate / baseline:4.0%})"
+            f"   first ack after {first * 1000:,.0f} ms   runs: {each}"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     consumer   python -m consumer     (`consumer replay-dlq …` passes its arguments on)
     migrate    alembic upgrade head   (`migrate history`, `migrate current`: other alembic commands)
     init-db    migrate, then create each process's login (scripts/stack/logins.py; compose's job)
+    kafka-init topics, SCRAM users, ACLs on the broker (scripts/stack/kafka_init.py; compose's job)
     healthcheck [api|relay|consumer]  exit 0 if that process answers over HTTP on loopback:
                the API's /health/live (the image's HEALTHCHECK), the others' /metrics
 
@@ -27,6 +28,7 @@ ROLES: dict[str, list[str]] = {
     "consumer": ["-m", "consumer"],
     "migrate": [*ALEMBIC, "upgrade", "head"],
     "init-db": ["-m", "scripts.stack.logins"],
+    "kafka-init": ["-m", "scripts.stack.kafka_init"],
 }
 PROBES = {"api": "/health/live", "relay": "/metrics", "consumer": "/metrics"}
 WILDCARDS = {"", "0.0.0.0", "::", "[::]"}

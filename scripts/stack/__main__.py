@@ -73,11 +73,10 @@ def _identities(found: infra.Infra) -> str:
     """Where each principal's kcat settings and each process's database login are."""
     lines = []
     if found.kafka is not None:
-        files = principals.write_properties(
-            found.kafka.root, found.kafka.bootstrap, found.kafka.passwords
-        )
+        files = found.kafka.write_properties(found.kafka.root)
         prefix = " ".join(f"{k}={v}" for k, v in kcat_env().items())
-        lines += ["Kafka principals (SASL SCRAM-SHA-512; README 'Security'), for kcat -F:"]
+        protocol = found.kafka.listener
+        lines += [f"Kafka principals ({protocol}, SCRAM-SHA-512; README 'Security'), for kcat -F:"]
         lines += [f"  {path}" for path in files]
         example = found.kafka.root / f"{principals.FULFILLMENT}.properties"
         lines += [f"  e.g. {prefix + ' ' if prefix else ''}kcat -F {example} -L"]

@@ -15,7 +15,6 @@ distribution) is used instead when it is set.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -26,10 +25,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from scripts.stack import credentials, principals
+from scripts.stack.certs import make_broker_certs
+from scripts.stack.kafka_init import create_topics  # its one home (re-exported)
 from scripts.stack.lifetime import die_with_parent
 from scripts.stack.paths import state_dir
 from scripts.stack.waiting import GiveUp, wait_for
@@ -168,6 +168,10 @@ class LocalKafka:
     controller_port: int
     # False only to measure what security costs (bench/sasl_cost.py): PLAINTEXT, no ACLs.
     secured: bool = True
+    # SASL_SSL with a CA made for this stack (certs.py) instead of SASL_PLAINTEXT. Off: on
+    # loopback it protects nothing and costs the relay's producer 15-30% of its throughput
+    # (bench/sasl_cost.py, README "Security").
+    tls: bool = False
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -179,15 +183,31 @@ class LocalKafka:
         """Each principal's password (generated on the first start in `root`)."""
         return principals.passwords(self.root / "credentials.json")
 
+    @property
+    def ca(self) -> Path | None:
+        """The CA certificate clients trust, when the listener is TLS (made on first use)."""
+        return make_broker_certs(self.root / "tls").ca if self.secured and self.tls else None
+
+    @property
+    def listener(self) -> str:
+        """The client (and inter-broker) listener's name, which is its protocol."""
+        return principals.TLS_PROTOCOL if self.tls else principals.PROTOCOL
+
+    def write_properties(self, directory: Path) -> list[Path]:
+        """A `kcat -F` file per principal in `directory` (principals.write_properties)."""
+        return principals.write_properties(directory, self.bootstrap, self.passwords, self.ca)
+
     def client_config(self, principal: str = principals.ADMIN) -> dict[str, str]:
         if not self.secured:
             return {"bootstrap.servers": self.bootstrap}
-        return principals.client_config(self.bootstrap, principal, self.passwords[principal])
+        password = self.passwords[principal]
+        return principals.client_config(self.bootstrap, principal, password, self.ca)
 
     def process_env(self, principal: str) -> dict[str, str]:
         if not self.secured:
             return {"KAFKA_BROKERS": self.bootstrap}
-        return principals.process_env(self.bootstrap, principal, self.passwords[principal])
+        password = self.passwords[principal]
+        return principals.process_env(self.bootstrap, principal, password, self.ca)
 
     @property
     def log_path(self) -> Path:
@@ -231,7 +251,12 @@ class LocalKafka:
             self._answers_metadata, timeout=timeout, interval=0.5, what=f"Kafka on :{self.port}"
         )
         if self.secured:
-            principals.create_users(self.bootstrap, self.passwords)
+            found = self.passwords
+            principals.create_users(
+                AdminClient({**self.client_config(), "log_level": "0"}),
+                {name: found[name] for name in principals.PRINCIPALS},
+                self.client_config,
+            )
 
     def stop(self, timeout: float = 60) -> None:
         """Controlled shutdown (SIGTERM): the broker flushes and leaves cleanly."""
@@ -277,13 +302,14 @@ class LocalKafka:
         found, admin, controller = self.passwords, principals.ADMIN, principals.CONTROLLER
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        name = self.listener
         return [
-            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},"
+            f"listeners={name}://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            f"advertised.listeners={name}://127.0.0.1:{self.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=SASL_PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            f"inter.broker.listener.name={name}",
+            f"listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,{name}:{name}",
             "sasl.enabled.mechanisms=SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
             "sasl.mechanism.controller.protocol=PLAIN",
@@ -291,11 +317,25 @@ class LocalKafka:
             f"listener.name.controller.plain.sasl.jaas.config={plain} required "
             f'username="{controller}" password="{found[controller]}" '
             f'user_{controller}="{found[controller]}";',
-            f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram} required "
+            f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config={scram} required "
             f'username="{admin}" password="{found[admin]}";',
+            *self._tls_config(),
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found=false",
             f"super.users=User:{admin};User:{controller}",
+        ]
+
+    def _tls_config(self) -> list[str]:
+        """The broker's key and certificate, and the CA it trusts when it connects to
+        itself (inter-broker traffic goes through the same listener)."""
+        if not self.tls:
+            return []
+        made = make_broker_certs(self.root / "tls")
+        return [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={made.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={made.ca}",
         ]
 
     def _base_config(self, data: Path) -> list[str]:
@@ -363,22 +403,3 @@ class LocalKafka:
         admin = AdminClient({**self.client_config(), "log_level": 0})
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)
-
-
-def create_topics(admin: AdminClient, partitions: dict[str, int], timeout: float = 60) -> None:
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [
-        NewTopic(name, num_partitions=count, replication_factor=1)
-        for name, count in partitions.items()
-        if name not in existing
-    ]
-    if not wanted:
-        return
-    for future in admin.create_topics(wanted, operation_timeout=timeout).values():
-        with contextlib.suppress(KafkaException):  # created meanwhile by someone else
-            future.result(timeout)
-    wait_for(
-        lambda: set(partitions) <= set(admin.list_topics(timeout=5).topics),
-        timeout=timeout,
-        what=f"topics {sorted(partitions)}",
-    )

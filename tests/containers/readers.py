@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
 CONTAINERFILE = REPO / "Containerfile"
 IGNORE_FILES = (REPO / ".dockerignore", REPO / ".containerignore")
-IMAGE_SERVICES = ("migrate", "api", "relay", "consumer")  # built from the Containerfile
-ONE_SHOT = ("migrate", "topic-init")
+IMAGE_SERVICES = ("migrate", "kafka-init", "api", "relay", "consumer")  # from the Containerfile
+ONE_SHOT = ("migrate", "kafka-init")
 
 Service = dict[str, Any]
 

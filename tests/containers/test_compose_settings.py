@@ -5,7 +5,6 @@ topics exist that relay and consumer use, and Kafka itself accepts its configura
 from __future__ import annotations
 
 import base64
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,12 +12,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from dotenv import dotenv_values
+from msgspec.structs import replace
 
 from app import config
+from scripts.stack import kafka_init, principals
 from scripts.stack.infra import TOPIC_PARTITIONS
 from scripts.stack.kafka import LocalKafka, classpath
 
-from .conftest import DB_LOGINS, PASSWORD, Resolver
+from .conftest import DB_LOGINS, KAFKA_LOGINS, KAFKA_PASSWORDS, PASSWORD, Resolver
 from .readers import (
     IMAGE_SERVICES,
     REPO,
@@ -29,13 +30,13 @@ from .readers import (
     image_env,
     published,
     setting_names,
-    unescape,
 )
 
 # Which settings compose.yaml fixes, and which it takes from .env.
 NOT_FOR_CONTAINERS = {"DATABASE_URL"}  # a .env's URL names the host's database
-# Read by compose.yaml, not by the app: the migrate job's passwords for each process's login.
-COMPOSE_ONLY = ("DB_API_PASSWORD", "DB_RELAY_PASSWORD", "DB_CONSUMER_PASSWORD")
+# Read by compose.yaml, not by the app: the migrate job's passwords for each process's login,
+# and the kafka-init job's for each Kafka principal.
+COMPOSE_ONLY = ("DB_API_PASSWORD", "DB_RELAY_PASSWORD", "DB_CONSUMER_PASSWORD", *KAFKA_PASSWORDS)
 
 
 def settings_of(service: Service) -> config.Settings:
@@ -68,6 +69,13 @@ def test_the_apps_loader_accepts_what_compose_hands_each_process(
     postgres = environment(services["postgres"])
     for name in IMAGE_SERVICES:
         settings = settings_of(services[name])
+        if name in KAFKA_LOGINS:  # SASL, as its own principal
+            user, variable = KAFKA_LOGINS[name]
+            security = settings.kafka.security
+            assert (security.sasl_username, security.sasl_password) == (user, PASSWORD[variable])
+        if name == "kafka-init":  # the broker's admin listener; no database
+            assert settings.kafka.brokers == "127.0.0.1:9094"
+            continue
         url = urlsplit(settings.database.url)
         assert (url.hostname, url.port) == ("postgres", 5432), name
         assert 5432 in published(services["postgres"]).values()
@@ -90,7 +98,8 @@ def test_relay_and_consumer_share_the_topic_and_group_the_docs_name(
     services: dict[str, Service],
 ) -> None:
     relay, consumer = settings_of(services["relay"]), settings_of(services["consumer"])
-    assert relay.kafka == consumer.kafka
+    anyone = config.KafkaSecurity()  # each has its own principal; all else is shared
+    assert replace(relay.kafka, security=anyone) == replace(consumer.kafka, security=anyone)
     documented = documented_topic_and_group()
     assert documented, "docs/containers.md (or README's 'Run with containers') names them"
     for topic, group in documented:
@@ -126,43 +135,47 @@ def documented_topic_and_group() -> list[tuple[str, str]]:
         {},
         {"KAFKA_TOPIC": "shop.orders", "KAFKA_DLQ_TOPIC": "shop.dead"},
         {"KAFKA_TOPIC_ORDER_CREATED": "kafka.orders.created"},
+        {"KAFKA_INBOUND_TOPICS": "shop.ship=order.shipped@/ship shop.post=order.delivered@/post"},
     ],
-    ids=["defaults", "renamed", "routed"],
+    ids=["defaults", "renamed", "routed", "inbound"],
 )
-def test_topic_init_creates_every_topic_relay_and_consumer_use(
-    resolve: Resolver, dotenv: dict[str, str], tmp_path: Path
+def test_kafka_init_creates_and_grants_what_relay_and_consumer_use(
+    resolve: Resolver, dotenv: dict[str, str]
 ) -> None:
+    """kafka-init reads the same settings as relay and consumer: it creates every topic
+    they use, and its ACLs let each of them, by the principal compose gives it, do its work
+    there — and let fulfillment write the inbound topics and nothing else."""
     stack = resolve(dotenv)
-    created = run_topic_init(stack["topic-init"], tmp_path)
     kafka = settings_of(stack["relay"]).kafka
+    assert settings_of(stack["consumer"]).kafka.topic == kafka.topic
+    init = settings_of(stack["kafka-init"]).kafka
+    created = kafka_init.topic_partitions(init)
     assert set(created) == {*kafka.consumed_topics, kafka.dlq_topic}
-    assert settings_of(stack["consumer"]).kafka == kafka
     if not dotenv:
         assert created == TOPIC_PARTITIONS, "the same topics as `make dev`"
+    granted = granted_by(kafka_init.topic_plan(init, viewers=(principals.UI,)))
+    relay = environment(stack["relay"])["KAFKA_SASL_USERNAME"]
+    consumer = environment(stack["consumer"])["KAFKA_SASL_USERNAME"]
+    for topic in kafka.own_topics:
+        assert ("WRITE", "TOPIC", topic) in granted[relay], topic
+    for topic in kafka.consumed_topics:
+        assert ("READ", "TOPIC", topic) in granted[consumer], topic
+    assert ("READ", "GROUP", kafka.group_id) in granted[consumer]
+    assert ("WRITE", "TOPIC", kafka.dlq_topic) in granted[consumer]
+    writes = {name for op, kind, name in granted[principals.FULFILLMENT] if op == "WRITE"}
+    assert writes == {rule.topic for rule in kafka.inbound}
+    assert {op for op, _, _ in granted[principals.UI]} == {"DESCRIBE", "DESCRIBE_CONFIGS", "READ"}
 
 
-def run_topic_init(service: Service, tmp_path: Path) -> dict[str, int]:
-    """Run the job's script as the container would, with a stand-in for kafka-topics.sh."""
-    tool = "/opt/kafka/bin/kafka-topics.sh"
-    calls = tmp_path / "calls"
-    fake = tmp_path / "kafka-topics.sh"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake.chmod(0o755)
-    shell, flag, script = (unescape(part) for part in service["command"])
-    assert shell == "sh" and tool in script
-    subprocess.run(
-        [shell, flag, script.replace(tool, str(fake))],
-        env={"PATH": os.environ["PATH"], **environment(service)},
-        check=True,
-        timeout=30,
-    )
-    created = {}
-    for line in calls.read_text().splitlines():
-        args = line.split()
-        assert args[args.index("--bootstrap-server") + 1] == "kafka:9092"
-        assert "--if-not-exists" in args, "a restarted stack must not fail on existing topics"
-        created[args[args.index("--topic") + 1]] = int(args[args.index("--partitions") + 1])
-    return created
+def granted_by(plan: principals.TopicPlan) -> dict[str, set[tuple[str, str, str]]]:
+    """{principal name: {(operation, resource type, resource name)}} the plan allows."""
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for binding in principals.acl_bindings(plan):
+        assert binding.permission_type.name == "ALLOW"
+        name = binding.principal.removeprefix("User:")
+        kind = binding.restype.name
+        found.setdefault(name, set()).add((binding.operation.name, kind, binding.name))
+    return found
 
 
 def test_kafka_listeners_reach_clients_inside_and_outside(services: dict[str, Service]) -> None:
@@ -174,7 +187,7 @@ def test_kafka_listeners_reach_clients_inside_and_outside(services: dict[str, Se
     )
     controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
     assert set(bound) <= set(protocols)
-    assert set(advertised) == set(bound) - {controller}, "advertise every client listener"
+    assert set(advertised) == set(bound) - {controller}, "advertise every broker listener"
     # Containers bootstrap at kafka:9092 and are sent back to the same listener.
     internal = {address: name for name, address in advertised.items() if address[0] == "kafka"}
     for service in ("relay", "consumer"):
@@ -184,14 +197,45 @@ def test_kafka_listeners_reach_clients_inside_and_outside(services: dict[str, Se
             assert bound[name][1] == int(port), f"{service}: {broker} is not where {name} listens"
     ui = environment(services["kafka-ui"])["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"]
     assert (ui.split(":")[0], int(ui.split(":")[1])) in internal
-    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in internal.values()
+    # The broker reaches itself on its loopback admin listener, advertised as such.
+    inter = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    assert advertised[inter] == bound[inter] == ("127.0.0.1", bound[inter][1])
     # The host reaches localhost:9092 through the published port, and is sent back there.
     for host_port, container_port in published(services["kafka"]).items():
         (name,) = [n for n, (_, port) in bound.items() if port == container_port]
         assert advertised[name] == ("localhost", host_port)
     assert bound[controller][1] not in published(services["kafka"]).values()
     node, _, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].partition("@")
-    assert node == env["KAFKA_NODE_ID"] and voter == f"kafka:{bound[controller][1]}"
+    assert node == env["KAFKA_NODE_ID"] and voter == f"127.0.0.1:{bound[controller][1]}"
+
+
+def test_kafka_lets_nobody_in_without_a_password_and_an_acl(
+    services: dict[str, Service],
+) -> None:
+    """Every listener takes SASL; the client ones SCRAM-SHA-512 only; the ones that take
+    the admin's PLAIN password listen on the container's loopback only; the authorizer
+    refuses what no ACL allows, and the admin is the one super user (never ANONYMOUS)."""
+    env = environment(services["kafka"])
+    bound = listeners(env["KAFKA_LISTENERS"])
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"  # INTERNAL, EXTERNAL
+    for name in ("LOCAL", "CONTROLLER"):
+        assert bound[name][0] == "127.0.0.1", name
+        assert env[f"KAFKA_LISTENER_NAME_{name}_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+        jaas = env[f"KAFKA_LISTENER_NAME_{name}_PLAIN_SASL_JAAS_CONFIG"]
+        assert re.findall(r"user_([\w-]+)=", jaas) == ["orders-admin"], "one user, the admin"
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "LOCAL"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith(".StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:orders-admin"
+    for name in ("relay", "consumer"):
+        assert settings_of(services[name]).kafka.security.protocol == "SASL_PLAINTEXT"
+    init = environment(services["kafka-init"])
+    assert services["kafka-init"]["network_mode"] == "service:kafka"
+    assert init["KAFKA_BROKERS"] == f"127.0.0.1:{bound['LOCAL'][1]}"
 
 
 def broker_properties(env: dict[str, str], log_dir: Path) -> dict[str, str]:
@@ -266,7 +310,10 @@ def test_kafka_checks_run_the_release_the_stack_runs(services: dict[str, Service
     assert services["kafka"]["image"] == f"apache/kafka:{version[1]}"
 
 
-SECURITY_KEYS = ("sasl.", "listener.name.", "authorizer.", "allow.everyone", "super.users")
+# Where the two brokers must differ: compose's users come after its start (kafka-init), so
+# it talks to itself with PLAIN on a listener of its own, make dev's with SCRAM; make dev's
+# listener is TLS with a CA of its own, compose's is not (README "Security").
+SECURITY_KEYS = ("sasl.mechanism.", "listener.name.", "super.users", "ssl.")
 
 
 def test_broker_behaves_as_under_make_dev(services: dict[str, Service], tmp_path: Path) -> None:
@@ -284,8 +331,8 @@ def test_broker_behaves_as_under_make_dev(services: dict[str, Service], tmp_path
         "controller.quorum.voters",
         "log.dirs",
     }
-    # Authentication and authorisation: `make dev`'s broker has them, compose's not yet
-    # (README "Security"); tests/e2e/test_kafka_identities.py proves make dev's.
+    # The same authorizer, no-ACL-no-access rule and client mechanism; who talks to whom
+    # inside the broker differs (SECURITY_KEYS).
     addresses |= {k for k in local if k.startswith(SECURITY_KEYS)}
     assert {k: v for k, v in local.items() if k not in addresses} == {
         k: v for k, v in ours.items() if k not in addresses and k in local

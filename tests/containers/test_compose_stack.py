@@ -11,7 +11,7 @@ import pytest
 
 from scripts.container import ROLES
 
-from .conftest import DB_LOGINS, PASSWORD, Resolver
+from .conftest import DB_LOGINS, KAFKA_LOGINS, KAFKA_PASSWORDS, PASSWORD, Resolver
 from .readers import (
     COMPOSE_FILE,
     IMAGE_SERVICES,
@@ -23,10 +23,11 @@ from .readers import (
     published,
     published_addresses,
     run_compose_config,
+    unescape,
     volumes,
 )
 
-EXPECTED = {"postgres", "kafka", "topic-init", "kafka-ui", "migrate", "api", "relay", "consumer"}
+EXPECTED = {"postgres", "kafka", "kafka-init", "kafka-ui", "migrate", "api", "relay", "consumer"}
 LONG_RUNNING = EXPECTED - set(ONE_SHOT)
 
 
@@ -53,7 +54,6 @@ def test_third_party_images_are_pinned_and_official(services: dict[str, Service]
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{name}: pin a tag, not {image!r}"
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
-    assert services["topic-init"]["image"] == services["kafka"]["image"], "same Kafka tools"
     assert services["kafka-ui"]["image"].split(":")[0] in {
         "kafbat/kafka-ui",
         "provectuslabs/kafka-ui",
@@ -78,21 +78,25 @@ def test_kafka_keeps_its_data_and_probes_the_address_containers_use(
     kafka = services["kafka"]
     log_dirs = environment(kafka)["KAFKA_LOG_DIRS"]
     assert volumes(kafka)[log_dirs] == "kafka-data"
-    assert "--bootstrap-server kafka:9092" in " ".join(kafka["healthcheck"]["test"])
+    # The SCRAM users do not exist before kafka-init: the probe logs in on the admin
+    # listener, as its one user, with the listener's own JAAS line.
+    probe = unescape(" ".join(kafka["healthcheck"]["test"]))
+    assert "--bootstrap-server 127.0.0.1:9094" in probe and "--command-config" in probe
+    assert "$KAFKA_LISTENER_NAME_LOCAL_PLAIN_SASL_JAAS_CONFIG" in probe
+    assert "sasl.mechanism=PLAIN" in probe
 
 
 def test_start_order(services: dict[str, Service]) -> None:
     expected = {
         "postgres": {},
         "kafka": {},
-        "topic-init": {"kafka": "service_healthy"},
-        "kafka-ui": {"kafka": "service_healthy"},
+        "kafka-init": {"kafka": "service_healthy"},
+        "kafka-ui": {"kafka-init": "service_completed_successfully"},
         "migrate": {"postgres": "service_healthy"},
         "api": {"postgres": "service_healthy", "migrate": "service_completed_successfully"},
         "relay": {
             "migrate": "service_completed_successfully",
-            "kafka": "service_healthy",
-            "topic-init": "service_completed_successfully",
+            "kafka-init": "service_completed_successfully",
         },
     }
     expected["consumer"] = expected["relay"]
@@ -113,7 +117,8 @@ def test_every_wait_is_one_that_can_be_satisfied(services: dict[str, Service]) -
         TopologicalSorter({n: set(depends_on(s)) for n, s in services.items()}).static_order()
     )
     assert order.index("migrate") < order.index("api")
-    assert order.index("topic-init") < min(order.index("relay"), order.index("consumer"))
+    first_client = min(order.index(name) for name in ("relay", "consumer", "kafka-ui"))
+    assert order.index("kafka") < order.index("kafka-init") < first_client
 
 
 def test_restart_policies(services: dict[str, Service]) -> None:
@@ -128,7 +133,8 @@ def test_each_long_running_process_of_ours_reports_health(services: dict[str, Se
     for role in ("relay", "consumer"):
         probe = services[role]["healthcheck"]["test"]
         assert probe == ["CMD", "python", "-m", "scripts.container", "healthcheck", role]
-    assert healthcheck_disabled(services["migrate"]), "a one-shot job has nothing to probe"
+    for job in ONE_SHOT:
+        assert healthcheck_disabled(services[job]), f"{job}: a one-shot job has nothing to probe"
 
 
 def test_processes_get_time_to_drain_on_stop(services: dict[str, Service]) -> None:
@@ -142,7 +148,7 @@ def test_published_ports(services: dict[str, Service]) -> None:
     assert published(services["kafka-ui"]) == {8081: 8080}
     assert published(services["postgres"]) == {5432: 5432}
     assert set(published(services["kafka"])) == {9092}
-    for name in ("migrate", "relay", "consumer", "topic-init"):
+    for name in ("migrate", "relay", "consumer", "kafka-init"):
         assert published(services[name]) == {}, name
 
 
@@ -180,7 +186,9 @@ def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resol
     for name in IMAGE_SERVICES:
         env = environment(stack[name])
         assert env["DB_HOST"] == "postgres" and env["DB_PORT"] == "5432"
-        assert env["KAFKA_BROKERS"] == "kafka:9092"
+        # kafka-init alone talks to the admin listener, from inside the broker's namespace
+        kafka_at = "127.0.0.1:9094" if name == "kafka-init" else "kafka:9092"
+        assert env["KAFKA_BROKERS"] == kafka_at
         assert env["HTTP_HOST"] == "0.0.0.0" and env["HTTP_PORT"] == "8080"
         assert "DATABASE_URL" not in env
         assert env["DB_NAME"] == postgres["POSTGRES_DB"] == "shopdb"
@@ -190,6 +198,8 @@ def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resol
                 postgres["POSTGRES_PASSWORD"],
             )
             assert (env["DB_USER"], env["DB_PASSWORD"]) == ("shop", "s3cret")
+        elif name == "kafka-init":  # no database at all
+            assert (env["DB_USER"], env["DB_PASSWORD"]) == ("", "")
         else:  # its own login: DB_USER in .env names the owner only
             user, variable = DB_LOGINS[name]
             assert (env["DB_USER"], env["DB_PASSWORD"]) == (user, PASSWORD[variable])
@@ -197,7 +207,74 @@ def test_env_file_settings_reach_the_stack_but_not_host_addresses(resolve: Resol
         assert env["LOG_LEVEL"] == "debug" and env["RELAY_BATCH_SIZE"] == "123"
     assert published(stack["api"]) == {9000: 8080}
     assert published(stack["postgres"]) == {6543: 5432}
-    assert environment(stack["topic-init"])["TOPIC"] == "shop.orders"
+    assert environment(stack["kafka-init"])["KAFKA_TOPIC"] == "shop.orders"
+
+
+def test_a_make_dev_env_file_does_not_pick_kafka_identities(resolve: Resolver) -> None:
+    """A .env written for `make dev` (or by hand) names one principal for every process:
+    under compose each process is still itself, and the api holds no Kafka secret."""
+    stack = resolve(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": "orders-admin",
+            "KAFKA_SASL_PASSWORD": "the-admins-password",
+            "KAFKA_SSL_CA_LOCATION": "/etc/ssl/ca.pem",
+        }
+    )
+    for name, (user, variable) in KAFKA_LOGINS.items():
+        env = environment(stack[name])
+        mechanism = "PLAIN" if name == "kafka-init" else "SCRAM-SHA-512"
+        assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == (
+            "SASL_PLAINTEXT",
+            mechanism,
+        ), name
+        assert (env["KAFKA_SASL_USERNAME"], env["KAFKA_SASL_PASSWORD"]) == (
+            user,
+            PASSWORD[variable],
+        ), name
+        assert env["KAFKA_SSL_CA_LOCATION"] == "", name
+    for name in ("api", "migrate"):
+        env = environment(stack[name])
+        assert env["KAFKA_SASL_USERNAME"] == env["KAFKA_SASL_PASSWORD"] == "", name
+        assert not {k for k in env if k in KAFKA_PASSWORDS}, name
+
+
+@pytest.mark.parametrize("variable", KAFKA_PASSWORDS)
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_compose_refuses_to_run_without_each_kafka_password(
+    variable: str, value: str | None, tmp_path: Path
+) -> None:
+    """No Kafka principal has a default password either."""
+    dotenv = {k: v for k, v in PASSWORD.items() if k != variable}
+    if value is not None:
+        dotenv[variable] = value
+    done = run_compose_config(COMPOSE_FILE, dotenv, tmp_path)
+    assert done.returncode != 0
+    assert f"set {variable} in .env" in done.stderr
+
+
+def test_each_kafka_password_reaches_only_its_principal(resolve: Resolver) -> None:
+    """The broker's admin listener and kafka-init get the admin's; kafka-init makes every
+    user; each process and Kafka UI get their own and nobody else's."""
+    stack = resolve({})
+    jaas = environment(stack["kafka"])["KAFKA_LISTENER_NAME_LOCAL_PLAIN_SASL_JAAS_CONFIG"]
+    admin = PASSWORD["KAFKA_ADMIN_PASSWORD"]
+    assert f'username="orders-admin" password="{admin}"' in jaas
+    assert f'user_orders-admin="{admin}";' in jaas
+    init = environment(stack["kafka-init"])
+    assert {name: init[name] for name in KAFKA_PASSWORDS} == {
+        name: PASSWORD[name] for name in KAFKA_PASSWORDS
+    }
+    for name in ("relay", "consumer"):
+        env = environment(stack[name])
+        assert not set(env) & set(KAFKA_PASSWORDS), name
+        others = {PASSWORD[v] for v in KAFKA_PASSWORDS} - {env["KAFKA_SASL_PASSWORD"]}
+        assert not others & set(env.values()), name
+    ui = environment(stack["kafka-ui"])["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"]
+    ui_password = PASSWORD["KAFKA_UI_PASSWORD"]
+    assert f'username="orders-ui" password="{ui_password}";' in ui
+    assert environment(stack["kafka-ui"])["KAFKA_CLUSTERS_0_READONLY"] == "true"
 
 
 @pytest.mark.parametrize("dotenv", [{}, {"DB_PASSWORD": ""}], ids=["no .env", "empty"])

@@ -171,6 +171,7 @@ def test_entrypoint_maps_each_role() -> None:
     assert container.command(["migrate"]) == [*alembic, "upgrade", "head"]
     assert container.command(["migrate", "current"]) == [*alembic, "current"]
     assert container.command(["init-db"]) == [python, "-m", "scripts.stack.logins"]
+    assert container.command(["kafka-init"]) == [python, "-m", "scripts.stack.kafka_init"]
     assert container.command(["sh", "-c", "true"]) == ["sh", "-c", "true"]
 
 
@@ -196,6 +197,10 @@ def test_copied_sources_exist_and_hold_every_process() -> None:
         "scripts/container.py",
         "scripts/stack/__init__.py",
         "scripts/stack/logins.py",  # the init-db job's per-process logins
+        "scripts/stack/kafka_init.py",  # the kafka-init job: topics, SCRAM users, ACLs …
+        "scripts/stack/principals.py",  # … whose plan is `make dev`'s
+        "scripts/stack/credentials.py",
+        "scripts/stack/waiting.py",
     }
     for source in sources:
         assert (REPO / source).exists(), source

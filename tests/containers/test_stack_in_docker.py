@@ -3,7 +3,13 @@
 `make up` -> every service healthy -> the seed order confirmed -> `make down` ->
 `make up`: the order is still there (volumes) -> the relay's container SIGKILLed under a
 small load: its restart policy brings it back, and the audit (database and, through
-kcat, the topic) finds nothing lost and nothing doubled -> `make down`.
+kcat as `orders-admin`, the topic) finds nothing lost and nothing doubled -> the broker
+refuses a client without credentials, a wrong password, and `fulfillment` on `orders`
+(with the kcat file `kafka_init properties` prints, which works on `orders.fulfillment`)
+-> `make down`.
+
+Kafka runs as compose.yaml has it: SASL SCRAM-SHA-512 with ACLs, the users and ACLs
+made by the kafka-init job, each process its own principal.
 
 The engine is whichever answers (DOCKER_HOST or the default socket), else a private
 dockerd when we are root (tests/containers/engine.py), else the test is skipped, saying
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +41,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
+from scripts.stack import kafka_init, principals
+from scripts.stack.librdkafka import kcat_env
 from scripts.stack.paths import free_port
 from scripts.stack.tokens import dev_auth
 from scripts.stack.waiting import wait_for
@@ -48,9 +59,9 @@ from .readers import REPO, compose_command
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 
 # Everything but kafka-ui, which has no stand-in (see the module docstring).
-SERVICES = ("postgres", "kafka", "topic-init", "migrate", "api", "relay", "consumer")
+SERVICES = ("postgres", "kafka", "kafka-init", "migrate", "api", "relay", "consumer")
 LONG_RUNNING = ("postgres", "kafka", "api", "relay", "consumer")
-ONE_SHOT = ("migrate", "topic-init")
+ONE_SHOT = ("migrate", "kafka-init")
 TOPIC, DLQ_TOPIC = "orders", "orders.dlq"  # compose.yaml's defaults
 
 Say = Callable[[str], None]
@@ -76,6 +87,7 @@ class Stack:
     env_file: Path
     ports: dict[str, int]
     password: str
+    kafka_passwords: dict[str, str]  # principal -> password, as kafka-init made them
 
     @property
     def compose(self) -> list[str]:
@@ -98,6 +110,10 @@ class Stack:
     @property
     def brokers(self) -> str:
         return f"127.0.0.1:{self.ports['KAFKA_PORT']}"
+
+    def kafka_client(self, principal: str = principals.ADMIN) -> dict[str, str]:
+        """librdkafka settings for `principal` on the published (EXTERNAL) listener."""
+        return principals.client_config(self.brokers, principal, self.kafka_passwords[principal])
 
     def make(self, target: str) -> str:
         """`make <target>` in the checkout with this project's Compose command; its output."""
@@ -238,14 +254,18 @@ def stack(engine: Engine, images: dict[str, str], tmp_path: Path) -> Iterator[St
         f"DB_{process}_PASSWORD": secrets.token_urlsafe(16)
         for process in ("API", "RELAY", "CONSUMER")
     }
+    # …and each Kafka principal's (made by kafka-init; no defaults either).
+    kafka = {principal: secrets.token_hex(24) for principal in kafka_init.PASSWORD_VARIABLES}
     settings = {
         **ports,
         "DB_PASSWORD": password,
         **logins,
+        **{kafka_init.PASSWORD_VARIABLES[name]: value for name, value in kafka.items()},
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
-    created = Stack(engine, f"orders-ctest-{uuid.uuid4().hex[:8]}", env_file, ports, password)
+    project = f"orders-ctest-{uuid.uuid4().hex[:8]}"
+    created = Stack(engine, project, env_file, ports, password, kafka)
     try:
         yield created
     finally:  # whatever happened: no containers, no volumes, no network left behind
@@ -281,6 +301,59 @@ def check_own_logins(stack: Stack, say: Say) -> None:
     assert own <= logins <= {*own, "postgres"}, logins
     logins &= own
     say(f"api, relay, consumer are connected to PostgreSQL as their own logins: {sorted(logins)}")
+
+
+def refusal(client: dict[str, str]) -> str:
+    """How the broker answers a metadata request from `client`: '' if it is served, else
+    the errors the client saw (a refused or unauthenticated client gets no topic list)."""
+    seen: list[str] = []
+    admin = AdminClient({**client, "log_level": "0", "error_cb": lambda e: seen.append(str(e))})
+    try:
+        admin.list_topics(timeout=8)
+    except KafkaException as exc:
+        for _ in range(10):  # error events are served by poll(), not by list_topics()
+            if seen:
+                break
+            admin.poll(0.5)
+        return " | ".join([str(exc.args[0]), *seen])
+    return ""
+
+
+def kcat_as(properties: Path, topic: str) -> subprocess.CompletedProcess[bytes]:
+    """One record to `topic` with `kcat -F properties` (the file a user is told to make)."""
+    return subprocess.run(
+        [shutil.which("kcat") or "kcat", "-F", str(properties), "-P", "-t", topic, "-c", "1"],
+        input=b"{}",
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **kcat_env()},  # a librdkafka whose SCRAM Kafka 4 accepts
+    )
+
+
+def check_kafka_refuses_strangers(stack: Stack, say: Say) -> None:
+    """Without a login, with a wrong password, or as `fulfillment` on `orders`: refused.
+    The kcat file for fulfillment is printed the way docs/containers.md says."""
+    anonymous = refusal({"bootstrap.servers": stack.brokers})
+    assert anonymous, "a client without credentials was served metadata"
+    wrong = refusal({**stack.kafka_client(principals.RELAY), "sasl.password": "wrong" * 8})
+    assert "_AUTHENTICATION" in wrong, wrong
+    assert refusal(stack.kafka_client(principals.RELAY)) == ""  # the right one is served
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.stack.kafka_init", "properties", principals.FULFILLMENT,
+         "--env-file", str(stack.env_file), "--brokers", stack.brokers],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    properties = stack.env_file.with_name("fulfillment.properties")
+    properties.write_text(done.stdout)
+    refused = kcat_as(properties, TOPIC)
+    assert refused.returncode != 0 and b"Topic authorization failed" in refused.stderr, refused
+    allowed = kcat_as(properties, f"{TOPIC}.fulfillment")
+    assert allowed.returncode == 0, allowed.stderr
+    say(
+        "Kafka: no credentials refused, a wrong password refused, fulfillment's kcat file "
+        f"refused on {TOPIC} (TopicAuthorizationFailed) and accepted on {TOPIC}.fulfillment"
+    )
 
 
 def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say) -> None:
@@ -343,7 +416,7 @@ def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say
     settle(stack.database_url, timeout=120)
     result = audit(
         stack.database_url,
-        {"bootstrap.servers": stack.brokers},  # compose's broker is PLAINTEXT (README)
+        stack.kafka_client(principals.ADMIN),  # the admin reads every topic
         TOPIC,
         DLQ_TOPIC,
         accepted={*load.accepted.values(), seed["id"]},
@@ -356,6 +429,7 @@ def test_make_up_keeps_orders_and_survives_a_killed_relay(stack: Stack, say: Say
     assert result.orders == len(load.accepted) + 1
     assert result.clean, result
     assert result.dlq == []
+    check_kafka_refuses_strangers(stack, say)
 
     stack.make("down")
     assert stack.run("ps", "-q").strip() == ""

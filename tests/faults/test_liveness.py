@@ -335,8 +335,9 @@ class ProxiedKafka(LocalKafka):
 
     def _write_config(self) -> Path:
         config = super()._write_config()
-        # The CLIENT listener authenticates as the main one does (SCRAM, same users).
-        protocol = "SASL_PLAINTEXT" if self.secured else "PLAINTEXT"
+        # The CLIENT listener authenticates as the main one does (TLS, SCRAM, same users).
+        protocol = self.listener if self.secured else "PLAINTEXT"
+        main = f"listener.name.{protocol.lower()}."
         extra = {
             "listeners=": f",CLIENT://127.0.0.1:{self.client_port}",
             "advertised.listeners=": f",CLIENT://127.0.0.1:{self.proxy_port}",
@@ -345,10 +346,8 @@ class ProxiedKafka(LocalKafka):
         lines = []
         for line in config.read_text().splitlines():
             lines.append(line + next((t for head, t in extra.items() if line.startswith(head)), ""))
-            if line.startswith("listener.name.sasl_plaintext."):
-                lines.append(
-                    line.replace("listener.name.sasl_plaintext.", "listener.name.client.", 1)
-                )
+            if line.startswith(main):
+                lines.append(line.replace(main, "listener.name.client.", 1))
         config.write_text("\n".join(lines) + "\n")
         return config
 

@@ -8,6 +8,9 @@ Kafka's work, not ours, set the drain's pace. So after a full claim over all sha
 the relay sweeps: one claim per shard, in turn, each one transaction; then it claims
 over all shards again, and sweeps again if that claim is full too.
 
+Only with fencing: the pipelined, unfenced publisher has one producer and no per-shard
+transactions, so a sweep would only make its batches smaller.
+
 Per-key order is untouched: a key lives in one shard, and within a shard rows are
 still claimed oldest first. What a sweep trades is fairness between shards during a
 backlog: a shard's rows may wait for the others' turns (at most one batch each).
@@ -19,7 +22,8 @@ from collections.abc import Sequence
 
 
 class Sweep:
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._enabled = enabled  # off: every claim reads all shards
         self._pending: list[int] = []  # shards still to claim one by one, in order
 
     def next_shards(self, owned: Sequence[int]) -> list[int]:
@@ -32,5 +36,5 @@ class Sweep:
 
     def claimed(self, shards: Sequence[int], rows: int, limit: int) -> None:
         """After a claim of `rows` from `shards`: a full claim over several starts a sweep."""
-        if len(shards) > 1 and rows >= limit:
+        if self._enabled and len(shards) > 1 and rows >= limit:
             self._pending = list(shards)

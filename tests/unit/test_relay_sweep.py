@@ -29,3 +29,9 @@ def test_a_sweep_skips_shards_no_longer_ours() -> None:
     sweep.claimed([1, 2, 3], rows=100, limit=100)
     assert sweep.next_shards([3]) == [3]
     assert sweep.next_shards([3]) == [3]  # the sweep is over: all of ours
+
+
+def test_a_disabled_sweep_always_claims_all_shards() -> None:
+    sweep = Sweep(enabled=False)
+    sweep.claimed([1, 2, 3], rows=100, limit=100)
+    assert sweep.next_shards([1, 2, 3]) == [1, 2, 3]

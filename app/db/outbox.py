@@ -117,12 +117,13 @@ def _claimed(row: _ClaimedRow) -> ClaimedMessage:
 
 async def mark_published(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
     if ids:
+        # One array literal: the driver's per-element array dumping cost ~9 µs an id.
         await conn.execute(
             text("""
                 UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL
-                 WHERE id = ANY(:ids)
+                 WHERE id = ANY(CAST(:ids AS uuid[]))
             """),
-            {"ids": list(ids)},
+            {"ids": "{" + ",".join(map(str, ids)) + "}"},
         )
 
 

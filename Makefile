@@ -70,9 +70,14 @@ test-containers: $(STAMP) ## compose.yaml on a Docker engine: make up, restarts,
 standins: $(STAMP) ## Build local stand-ins for postgres, apache/kafka, python images (no registry)
 	$(PY) -m tests.containers.standins.build
 
+# What security costs Kafka's producers: the same messages to a broker without security,
+# with SASL SCRAM + ACLs, and with SASL_SSL (bench/sasl_cost.py; its own brokers, ~1 min).
+SASL_BENCH_ARGS ?= --messages 100000 --runs 3
+
 .PHONY: bench
-bench: $(STAMP) ## Benchmark: sustained capacity, CPU per order, API and relay drains vs pgbench / raw producer
+bench: $(STAMP) ## Benchmark: sustained capacity, CPU per order, API and relay drains vs pgbench / raw producer; then what SASL and TLS cost
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.sasl_cost $(SASL_BENCH_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check .

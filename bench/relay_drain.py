@@ -120,16 +120,12 @@ def unpublished(conn: Sql) -> int:
     return int(row[0]) if row else 0
 
 
-# With one relay and no failures, the claims take the oldest rows by `seq`, `batch` at a time.
 BATCHES = """
-WITH rows AS (
-    SELECT (row_number() OVER (ORDER BY seq) - 1) / %(batch)s AS batch, published_at
-      FROM outbox WHERE topic = %(topic)s
-), batches AS (
-    SELECT batch, max(published_at) AS marked FROM rows GROUP BY batch
+WITH batches AS (  -- a relay marks a batch in one statement, at one statement_timestamp()
+    SELECT published_at AS marked FROM outbox WHERE topic = %(topic)s GROUP BY published_at
 )
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM marked - previous))
-  FROM (SELECT marked, lag(marked) OVER (ORDER BY batch) AS previous FROM batches) b
+  FROM (SELECT marked, lag(marked) OVER (ORDER BY marked) AS previous FROM batches) b
  WHERE previous IS NOT NULL
 """
 
@@ -175,7 +171,7 @@ def drain(
     assert row is not None
     count, span, after_first, failed = int(row[0]), float(row[1]), int(row[2]), int(row[3])
     rate = after_first / span if span > 0 else float(count)  # one batch: about a second
-    cycle = conn.execute(BATCHES, {"batch": batch_size, "topic": topic}).fetchone()
+    cycle = conn.execute(BATCHES, {"topic": topic}).fetchone()
     assert cycle is not None
     return Drain(
         rows=count,

@@ -38,18 +38,15 @@ from app.db import outbox
 from app.db.outbox import ClaimedMessage
 from app.events.message import OutboxMessage
 from relay import metrics
+from relay.housekeeping import Housekeeping
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
 from relay.sweep import Sweep
 
 log = logging.getLogger("relay")
 
-GAUGES_EVERY = 5.0
 WAKE_LINGER = 0.003  # seconds
 BACKOFF_MAX = 30.0
-PRUNE_EVERY = 60.0
-PRUNE_BATCH = 1000
-PRUNE_ROUNDS = 20  # at most PRUNE_ROUNDS * PRUNE_BATCH rows per pass, so publishing is not starved
 
 
 class Waking(Protocol):
@@ -125,6 +122,9 @@ class Relay:
         # One session for leases, claims and marks. Leases are rows that expire, not
         # session locks: a session that dies (or is abandoned) leaves them to expire.
         raw = await self._engine.connect()
+        housekeeping = asyncio.create_task(
+            Housekeeping(self._engine, self._settings, self._stop).run()
+        )
         try:
             conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
             leases = ShardLeases(conn, self._id, name=self._name, ttl=self._settings.lease_ttl)
@@ -136,6 +136,9 @@ class Relay:
             await self._publisher.assign(Change({}, frozenset(leases.owned)))
             await leases.leave()  # a clean stop: the others take the shards at once
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             await raw.invalidate()
             await raw.close()
 
@@ -154,7 +157,7 @@ class Relay:
         two batches on their way at once, and a refused event still holds back its key.
         """
         in_flight: InFlight | None = None
-        next_rebalance = next_prune = next_gauges = 0.0
+        next_rebalance = 0.0
         failing = 0  # batches in a row with failed deliveries
         try:
             while not self._stop.is_set():
@@ -164,14 +167,6 @@ class Relay:
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
-                if now >= next_gauges:
-                    rows, age = await outbox.backlog(conn)
-                    metrics.BACKLOG.set(rows)
-                    metrics.OLDEST_AGE.set(age)
-                    next_gauges = now + GAUGES_EVERY
-                if now >= next_prune:
-                    await self._prune(conn)
-                    next_prune = now + PRUNE_EVERY
                 if not self._publisher.pipelined:  # one transaction at a time per shard
                     failing = _count(failing, await self.land(conn, in_flight, leases))
                     in_flight = None
@@ -263,17 +258,6 @@ class Relay:
         delay = random.uniform(0, min(BACKOFF_MAX, self._settings.poll_interval * 2**attempt))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)
-
-    async def _prune(self, conn: AsyncConnection) -> None:
-        retention = self._settings.retention
-        total = 0
-        for _ in range(PRUNE_ROUNDS):
-            pruned = await outbox.prune_published(conn, retention, PRUNE_BATCH)
-            total += pruned
-            if pruned < PRUNE_BATCH or self._stop.is_set():
-                break
-        if total:
-            log.info("pruned published outbox rows", extra={"rows": total})
 
 
 def _by_shard(batch: list[ClaimedMessage]) -> dict[int, list[OutboxMessage]]:

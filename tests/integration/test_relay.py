@@ -16,6 +16,7 @@ from app.config import RelaySettings
 from app.db import leases as lease_rows
 from app.db import outbox
 from app.db.locks import OUTBOX_SHARDS
+from relay.housekeeping import Housekeeping
 from relay.leases import ShardLeases
 from relay.loop import Relay
 from relay.publisher import Delivery
@@ -166,7 +167,7 @@ async def test_prunes_published_rows_past_retention(
     loop = relay(engine, publisher)
     await relay_once(loop, conn)
     await conn.execute(text("UPDATE outbox SET published_at = published_at - interval '2 hours'"))
-    await loop._prune(conn)
+    await Housekeeping(engine, SETTINGS, asyncio.Event()).prune(conn)
     assert (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 0
 
 

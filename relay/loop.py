@@ -71,6 +71,18 @@ class InFlight:
     def keys(self) -> list[str]:
         return list({message.key for message in self.sending.messages})
 
+    @property
+    def shards(self) -> frozenset[int]:
+        return frozenset(row.shard for row in self.claimed)
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Keys (and shards) of the batch in flight, which the next claim leaves out."""
+
+    keys: Sequence[str] = ()
+    shards: frozenset[int] = frozenset()
+
 
 @dataclass
 class Settled:
@@ -96,9 +108,9 @@ class Relay:
         # One identity for the process's life: after a reconnection, leases not yet
         # expired are renewed, not taken anew.
         self._id = uuid.uuid4()
-        # Sweeping saves transactions; a pipelined publisher has none to save, and its
-        # batches would only get smaller (measured: 20,000 -> 15,000 events/s unfenced).
-        self._sweep = Sweep(enabled=not publisher.pipelined)
+        # Sweeping saves transactions; a publisher without per-shard ones has none to save,
+        # and its batches would only get smaller (measured: 20,000 -> 15,000 events/s unfenced).
+        self._sweep = Sweep(enabled=publisher.transactions_per_shard)
         self._name = f"{socket.gethostname()}-{os.getpid()}"
 
     async def run(self) -> None:
@@ -154,7 +166,8 @@ class Relay:
         """Claim and send batch N+1 while Kafka acknowledges batch N, then settle N.
 
         Keys of the batch in flight are left out of the next claim, so a key never has
-        two batches on their way at once, and a refused event still holds back its key.
+        two batches on their way at once, and a refused event still holds back its key;
+        with per-shard transactions, so are its shards (one transaction per producer).
         """
         in_flight: InFlight | None = None
         next_rebalance = 0.0
@@ -167,11 +180,7 @@ class Relay:
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
-                if not self._publisher.pipelined:  # one transaction at a time per shard
-                    failing = _count(failing, await self.land(conn, in_flight, leases))
-                    in_flight = None
-                busy = in_flight.keys if in_flight else ()
-                sending = await self.claim_and_send(conn, leases, busy)
+                sending = await self.claim_and_send(conn, leases, self._busy(in_flight))
                 landed = await self.land(conn, in_flight, leases)
                 failing = _count(failing, landed)
                 in_flight = sending
@@ -185,12 +194,20 @@ class Relay:
         finally:
             await self.land(conn, in_flight, leases)
 
+    def _busy(self, in_flight: InFlight | None) -> Busy:
+        """What the next claim leaves out while `in_flight` is on its way: its keys, and
+        with per-shard transactions its shards (a shard's producer has one open at a time)."""
+        if in_flight is None:
+            return Busy()
+        shards = in_flight.shards if self._publisher.transactions_per_shard else frozenset()
+        return Busy(in_flight.keys, shards)
+
     async def claim_and_send(
-        self, conn: AsyncConnection, leases: ShardLeases, busy_keys: Sequence[str]
+        self, conn: AsyncConnection, leases: ShardLeases, busy: Busy
     ) -> InFlight | None:
-        """Claim a batch of the shards `leases` hold (leaving out `busy_keys`) and hand it
-        to the publisher; None if there was nothing to claim."""
-        shards = leases.shards
+        """Claim a batch of the shards `leases` hold (leaving out what is `busy`) and hand
+        it to the publisher; None if there was nothing to claim."""
+        shards = [shard for shard in leases.shards if shard not in busy.shards]
         if not shards:
             return None
         started = time.perf_counter()
@@ -198,7 +215,7 @@ class Relay:
         batch: list[ClaimedMessage] = []
         for _ in range(len(shards) + 1):  # a sweep passes over shards with nothing left
             chosen = self._sweep.next_shards(shards)
-            batch = await outbox.claim_batch(conn, chosen, limit, busy_keys, owner=leases.relay_id)
+            batch = await outbox.claim_batch(conn, chosen, limit, busy.keys, owner=leases.relay_id)
             self._sweep.claimed(chosen, len(batch), limit)
             if batch or len(chosen) == len(shards):
                 break

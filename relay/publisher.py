@@ -51,6 +51,7 @@ class Sending(msgspec.Struct):
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
     fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
     transactions: dict[int, list[UUID]] = msgspec.field(default_factory=dict)  # shard -> ids
+    commits: list[asyncio.Future[None]] = msgspec.field(default_factory=list)  # started at send
 
     @property
     def done(self) -> bool:
@@ -61,8 +62,9 @@ class Sending(msgspec.Struct):
 
 
 class Publisher(Protocol):
-    # False: a batch must be landed before the next is sent (one transaction at a time).
-    pipelined: bool
+    # True: each shard goes out through a producer with one transaction open at a time, so
+    # the relay leaves the shards of the batch in flight out of its next claim.
+    transactions_per_shard: bool
 
     async def send(self, batch: Batch) -> Sending:
         """Start publishing, each key in order; return at once, before Kafka acknowledges."""
@@ -101,7 +103,7 @@ def producer_config(client: Mapping[str, str], client_id: str) -> dict[str, Any]
 
 
 class KafkaPublisher:
-    pipelined = True
+    transactions_per_shard = False
 
     def __init__(self, config: dict[str, Any], *, wait_step: float = 0.1) -> None:
         self._fatal: KafkaError | None = None

@@ -8,7 +8,7 @@ Kafka's work, not ours, set the drain's pace. So after a full claim over all sha
 the relay sweeps: one claim per shard, in turn, each one transaction; then it claims
 over all shards again, and sweeps again if that claim is full too.
 
-Only with fencing: the pipelined, unfenced publisher has one producer and no per-shard
+Only with fencing: the unfenced publisher has one producer and no per-shard
 transactions, so a sweep would only make its batches smaller.
 
 Per-key order is untouched: a key lives in one shard, and within a shard rows are

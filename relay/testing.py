@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events.message import OutboxMessage
 from relay.leases import Change, ShardLeases
-from relay.loop import Relay, Settled
+from relay.loop import Busy, Relay, Settled
 from relay.publisher import Batch, Delivery, Sending, flatten
 
 LEASE_SECONDS = 60.0  # far longer than one batch takes
@@ -25,7 +25,7 @@ LEASE_SECONDS = 60.0  # far longer than one batch takes
 class InMemoryPublisher:
     """Keeps what it was given; can be told to refuse messages (`refuse[id] = Delivery`)."""
 
-    pipelined = True
+    transactions_per_shard = False
 
     def __init__(self) -> None:
         self.sent: list[OutboxMessage] = []
@@ -75,6 +75,6 @@ async def relay_once(relay: Relay, conn: AsyncConnection) -> Settled:
     leases = ShardLeases(conn, uuid.uuid4(), name="test", ttl=LEASE_SECONDS)
     await leases.rebalance()
     try:
-        return await relay.land(conn, await relay.claim_and_send(conn, leases, ()), leases)
+        return await relay.land(conn, await relay.claim_and_send(conn, leases, Busy()), leases)
     finally:
         await leases.leave()

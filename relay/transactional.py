@@ -9,8 +9,9 @@ the shard: its sends and its commit fail as fenced, and its messages already in 
 log stay in an aborted transaction, which `read_committed` consumers never see.
 
 Each batch is one transaction per shard it touches, committed before its rows are
-marked published. A batch is landed before the next is claimed (`pipelined` is
-False): a producer has one transaction open at a time.
+marked published. A transaction's commit starts as soon as its messages are produced,
+so the relay claims and sends the next batch (of other shards: a producer has one
+transaction open at a time) while Kafka commits this one.
 Invariant: a message of shard NN is visible to consumers only if it was committed by
 the producer of the lease's current epoch, or by an earlier one before the takeover
 (then its rows were published before the new owner could claim them, or are
@@ -89,7 +90,7 @@ class _ShardProducer:
 
 
 class TransactionalPublisher:
-    pipelined = False
+    transactions_per_shard = True
 
     def __init__(self, config: dict[str, Any], prefix: str, *, timeout: float) -> None:
         self._config = transactional_config(config, timeout=timeout)
@@ -124,12 +125,12 @@ class TransactionalPublisher:
                 for message in messages:
                     sending.results[message.id] = Delivery(message.id, f"no producer: {exc}")
                 continue
-            sending.transactions[shard] = self._begin(owner, messages, missing, sending)
+            ids = sending.transactions[shard] = self._begin(owner, messages, missing, sending)
+            sending.commits.append(asyncio.ensure_future(self._commit(sending, shard, ids)))
         return sending
 
     async def wait(self, sending: Sending, should_stop: Callable[[], bool]) -> list[Delivery]:
-        commits = [self._commit(sending, shard, ids) for shard, ids in sending.transactions.items()]
-        await asyncio.gather(*commits)
+        await asyncio.gather(*sending.commits)
         return sending.deliveries()
 
     def close(self, timeout: float) -> None:

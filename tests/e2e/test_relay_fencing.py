@@ -8,6 +8,7 @@ between them, as the leases would hand it over. What a consumer reading
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from app.db.locks import OUTBOX_SHARDS
 from app.events.message import OutboxMessage
 from relay.leases import Change
 from relay.publisher import Delivery, producer_config
@@ -90,6 +92,11 @@ async def test_a_zombie_is_fenced_with_its_sends_in_the_log_and_in_its_queue(
     zombie, heir = relays
     first, second, third = (message(topics.orders, n) for n in (1, 2, 3))
     await zombie.assign(Change({SHARD: 1}, frozenset()))
+    await zombie._missing_topics([first])  # topics known: the send needs no worker thread
+    # It freezes between producing and committing: its worker threads, which run the
+    # commit that `send` starts, are all held.
+    frozen = threading.Event()
+    held = [zombie._threads.submit(frozen.wait, 30) for _ in range(OUTBOX_SHARDS)]
     in_log = await zombie.send(of_shard(first, second))
     zombie._producers[SHARD].producer.flush(5)  # its sends reached the log; not committed
 
@@ -102,6 +109,8 @@ async def test_a_zombie_is_fenced_with_its_sends_in_the_log_and_in_its_queue(
     assert deliveries == [Delivery(m.id) for m in (first, second, third)]
 
     # The zombie wakes: its commit is refused, and it learns the shard is gone.
+    frozen.set()
+    assert all(thread.result(10) for thread in held)
     assert await zombie.wait(in_log, lambda: False) == []
     assert in_log.fenced == {SHARD}
     # It still tries (say it had claimed before freezing): nothing goes out.

@@ -440,26 +440,21 @@ def test_the_standins_refuse_what_the_official_images_refuse(
     engine: Engine, images: dict[str, str], say: Say
 ) -> None:
     """A stand-in that accepted more than the real image would prove too much."""
-    if images["postgres:17"] != "real":
+    refusals = [  # (image, `docker run` arguments, what the real image says)
+        ("postgres:17", [], "superuser password is not specified"),
+        ("apache/kafka:4.2.0", ["-e", "KAFKA_NODE_ID=1"], "CLUSTER_ID is required"),
+    ]
+    for image, arguments, refusal in refusals:
+        if images[image] == "real":
+            continue
         done = subprocess.run(
-            ["docker", "run", "--rm", "postgres:17"],
+            ["docker", "run", "--rm", *arguments, image],
             env=engine.env,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        assert done.returncode != 0
-        assert "superuser password is not specified" in done.stderr
-    if images["apache/kafka:4.2.0"] != "real":
-        done = subprocess.run(
-            ["docker", "run", "--rm", "-e", "KAFKA_NODE_ID=1", "apache/kafka:4.2.0"],
-            env=engine.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode != 0
-        assert "CLUSTER_ID is required" in done.stderr
+        assert done.returncode != 0, image
+        assert refusal in done.stderr, image
     say("stand-ins refuse a missing POSTGRES_PASSWORD and a missing CLUSTER_ID")

@@ -117,21 +117,35 @@ def _all_owned_without(url: str, relay_id: str) -> bool:
     return _count(url, sql, relay_id) == 32
 
 
+def _held_until_recovered(
+    scenario: Scenario,
+    proxy: TcpProxy,
+    process: str,
+    recovered: Callable[[str, datetime], bool],
+    what: str,
+    held_at_least: int = 1,
+) -> tuple[float, float]:
+    """Hold `process`'s open connections (through `proxy`) once its work flows: seconds
+    until it says it gave up on them, and until `recovered` (work flowing on new ones)."""
+    url = scenario.database_url
+    _working(url)
+    since = _now(url)
+    assert proxy.hold_existing() >= held_at_least
+    held = time.monotonic()
+    noticed = _seconds_until(
+        lambda: _logged(scenario, process, ABANDONED), held, 60, f"the {process} to give up"
+    )
+    return noticed, _seconds_until(lambda: recovered(url, since), held, 60, what)
+
+
 def test_relay_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: Scenario) -> None:
     scenario, url = api_only_scenario, api_only_scenario.database_url
     with tcp_proxy(*target_of(url)) as proxy:
         scenario.pipeline.start("consumer")
         scenario.pipeline.start("relay", {"DATABASE_URL": url_through(proxy, url)})
         scenario.send(total=600, rate=20)
-        _working(url)
-        since = _now(url)
-        assert proxy.hold_existing() >= 2  # its claims and marks, and its LISTEN
-        held = time.monotonic()
-        noticed = _seconds_until(
-            lambda: _logged(scenario, "relay", ABANDONED), held, 60, "the relay to give up"
-        )
-        flowing = _seconds_until(
-            lambda: _published_since(url, since), held, 60, "the relay to publish again"
+        noticed, flowing = _held_until_recovered(  # its claims and marks, and its LISTEN
+            scenario, proxy, "relay", _published_since, "the relay to publish again", 2
         )
         # Then everything held, new connections too, for 15 s: nothing can flow; once the
         # proxy lets go, the relay must not be found asleep in some long back-off.
@@ -168,15 +182,8 @@ def test_consumer_to_postgres_held_is_abandoned_and_replaced(api_only_scenario: 
         scenario.pipeline.start("relay")
         scenario.pipeline.start("consumer", {"DATABASE_URL": url_through(proxy, url)})
         scenario.send(total=600, rate=20)
-        _working(url)
-        since = _now(url)
-        assert proxy.hold_existing() >= 1
-        held = time.monotonic()
-        noticed = _seconds_until(
-            lambda: _logged(scenario, "consumer", ABANDONED), held, 60, "the consumer to give up"
-        )
-        flowing = _seconds_until(
-            lambda: _confirmed_since(url, since), held, 60, "confirmations to flow again"
+        noticed, flowing = _held_until_recovered(
+            scenario, proxy, "consumer", _confirmed_since, "confirmations to flow again"
         )
         scenario.recovery = {"noticed": noticed, "flowing": flowing}
         result = scenario.finish()
@@ -240,15 +247,8 @@ def test_api_to_postgres_held_is_abandoned_and_orders_keep_coming(
         api_url = scenario.pipeline.identities["api"]["DATABASE_URL"]
         scenario.pipeline.start("api", {"DATABASE_URL": url_through(proxy, api_url)})
         scenario.send(total=600, rate=20)
-        _working(url)
-        since = _now(url)
-        assert proxy.hold_existing() >= 1
-        held = time.monotonic()
-        noticed = _seconds_until(
-            lambda: _logged(scenario, "api", ABANDONED), held, 60, "the API to give up"
-        )
-        accepting = _seconds_until(
-            lambda: _created_since(url, since), held, 60, "orders accepted again"
+        noticed, accepting = _held_until_recovered(
+            scenario, proxy, "api", _created_since, "orders accepted again"
         )
         scenario.recovery = {"noticed": noticed, "accepting": accepting}
         result = scenario.finish()

@@ -50,8 +50,8 @@ class Sending(msgspec.Struct):
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
     fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
-    transactions: dict[int, list[UUID]] = msgspec.field(default_factory=dict)  # shard -> ids
-    commits: list[asyncio.Future[None]] = msgspec.field(default_factory=list)  # started at send
+    # Per-shard transactions' commits, started by `send`; `wait` awaits them.
+    commits: list[asyncio.Future[None]] = msgspec.field(default_factory=list)
 
     @property
     def done(self) -> bool:

@@ -125,7 +125,7 @@ class TransactionalPublisher:
                 for message in messages:
                     sending.results[message.id] = Delivery(message.id, f"no producer: {exc}")
                 continue
-            ids = sending.transactions[shard] = self._begin(owner, messages, missing, sending)
+            ids = self._begin(owner, messages, missing, sending)
             sending.commits.append(asyncio.ensure_future(self._commit(sending, shard, ids)))
         return sending
 

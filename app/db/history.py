@@ -1,4 +1,5 @@
-"""The status history: one row per transition, numbered by the order's version."""
+"""The status history: one row per transition, numbered by the order's version (written
+with the change itself: app.db.orders)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.tables import order_status_history as history
 from app.domain.order import Transition
 from app.domain.status import Status
-
-_INSERT = history.insert()
-
-
-async def record_transition(conn: AsyncConnection, order_id: UUID, entry: Transition) -> None:
-    await conn.execute(
-        _INSERT,
-        {
-            "order_id": order_id,
-            "version": entry.version,
-            "from_status": entry.from_status.value if entry.from_status else None,
-            "to_status": entry.to_status.value,
-            "cause": entry.cause,
-            "cause_id": entry.cause_id,
-            "reason": entry.reason,
-            "changed_at": entry.changed_at,
-            "actor": entry.actor,
-        },
-    )
 
 
 async def list_transitions(conn: AsyncConnection, order_id: UUID) -> list[Transition]:

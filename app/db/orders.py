@@ -1,4 +1,7 @@
-"""Orders and their items."""
+"""Orders, their items, and the history entry each write of an order makes.
+
+An order's write and its history entry are one statement (data-modifying CTEs): the
+API's create and every status change are each one round trip, not three or two."""
 
 from __future__ import annotations
 
@@ -6,15 +9,30 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import RowMapping, bindparam, select, tuple_
+from sqlalchemy import (
+    Integer,
+    Numeric,
+    RowMapping,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    null,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement, Select
 
 from app.db.tables import order_items, orders
+from app.db.tables import order_status_history as history
 from app.domain.money import CENT
-from app.domain.order import Item, NewOrder, Order, OrderState
+from app.domain.order import Attribution, Item, NewOrder, Order, OrderState
 from app.domain.status import Status
 
 _STATE_COLUMNS = (
@@ -48,47 +66,141 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 
 
 _ORDER_COLUMNS = frozenset(orders.c.keys())
+# An order's own columns a new order sets; status, version and times are the defaults.
+_NEW_COLUMNS = (*sorted(_ORDER_COLUMNS & set(NewOrder.__struct_fields__)), "id", "total_amount")
+
+
+def _entry_of(
+    order: ColumnElement[Any],
+    version: ColumnElement[Any],
+    to_status: ColumnElement[Any],
+    changed_at: ColumnElement[Any],
+    from_status: ColumnElement[Any],
+) -> Select[Any]:
+    """The history entry of a write, from the row it wrote and the attribution's binds."""
+    return select(
+        order,
+        version,
+        from_status,
+        to_status,
+        bindparam("h_cause", type_=Text),
+        bindparam("h_cause_id", type_=Text),
+        bindparam("h_reason", type_=Text),
+        changed_at,
+        bindparam("h_actor", type_=Text),
+    )
+
+
+_ENTRY_COLUMNS = (
+    "order_id",
+    "version",
+    "from_status",
+    "to_status",
+    "cause",
+    "cause_id",
+    "reason",
+    "changed_at",
+    "actor",
+)
+
+
+def _place() -> Select[Any]:
+    """The order, its items (from parallel arrays, numbered from 0) and its first entry."""
+    placed = (
+        orders.insert()
+        .values({name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _NEW_COLUMNS})
+        .returning(orders)
+        .cte("placed")
+    )
+    item = func.unnest(
+        bindparam("i_product_id", type_=ARRAY(Uuid)),
+        bindparam("i_name", type_=ARRAY(Text)),
+        bindparam("i_price", type_=ARRAY(Numeric)),
+        bindparam("i_quantity", type_=ARRAY(Integer)),
+    ).table_valued("product_id", "name", "price", "quantity", with_ordinality="ordinal")
+    item = item.render_derived(name="item")
+    items = order_items.insert().from_select(
+        ["order_id", "position", "product_id", "name", "price", "quantity"],
+        select(
+            bindparam("o_id", type_=Uuid),
+            item.c.ordinal - 1,
+            item.c.product_id,
+            item.c.name,
+            item.c.price,
+            item.c.quantity,
+        ),
+    )
+    first = history.insert().from_select(
+        _ENTRY_COLUMNS,
+        _entry_of(placed.c.id, placed.c.version, placed.c.status, placed.c.created_at, null()),
+    )
+    return select(placed).add_cte(items.cte("placed_items"), first.cte("first_entry"))
+
+
+def _change() -> Select[Any]:
+    """The order's new status and version, and the change's history entry."""
+    changed = (
+        orders.update()
+        .where(orders.c.id == bindparam("order_id"))
+        .values(status=bindparam("new_status"), version=orders.c.version + 1)
+        .returning(*_STATE_COLUMNS)
+        .cte("changed")
+    )
+    entry = history.insert().from_select(
+        _ENTRY_COLUMNS,
+        _entry_of(
+            changed.c.id,
+            changed.c.version,
+            changed.c.status,
+            changed.c.updated_at,
+            bindparam("h_from", type_=Text),
+        ),
+    )
+    return select(changed).add_cte(entry.cte("entry"))
+
 
 # Built once: a statement object's compiled form and cache key are reused on every call.
-_INSERT_ORDER = orders.insert().returning(orders)
-_INSERT_ITEMS = order_items.insert()
+_PLACE = _place()
+_CHANGE = _change()
 _GET_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
 _LOCK_ORDER = (
     select(*_STATE_COLUMNS, orders.c.total_amount)
     .where(orders.c.id == bindparam("order_id"))
     .with_for_update()
 )
-_SET_STATUS = (
-    orders.update()
-    .where(orders.c.id == bindparam("order_id"))
-    .values(status=bindparam("new_status"), version=orders.c.version + 1)
-    .returning(*_STATE_COLUMNS)
-)
 
 
-async def insert_order(conn: AsyncConnection, order_id: UUID, new: NewOrder) -> Order:
-    row = (await conn.execute(_INSERT_ORDER, _order_row(order_id, new))).one()
+async def insert_order(
+    conn: AsyncConnection, order_id: UUID, new: NewOrder, by: Attribution
+) -> Order:
+    """Write a new order, its items and its first history entry."""
     # Stored with two decimals, so 49 and 49.00 read back (and are announced) the same.
     items = [
         Item(**{**msgspec.structs.asdict(item), "price": item.price.quantize(CENT)})
         for item in new.items
     ]
-    await conn.execute(
-        _INSERT_ITEMS,
-        [
-            {**msgspec.structs.asdict(item), "order_id": order_id, "position": position}
-            for position, item in enumerate(items)
-        ],
-    )
+    fields = msgspec.structs.asdict(new)
+    values = {
+        **{f"o_{name}": fields[name] for name in _NEW_COLUMNS if name in fields},
+        "o_id": order_id,
+        "o_total_amount": new.total_amount,
+        "i_product_id": [item.product_id for item in items],
+        "i_name": [item.name for item in items],
+        "i_price": [item.price for item in items],
+        "i_quantity": [item.quantity for item in items],
+        **_attributed(by),
+    }
+    row = (await conn.execute(_PLACE, values)).one()
     return _order(row._mapping, items)
 
 
-def _order_row(order_id: UUID, new: NewOrder) -> dict[str, object]:
-    """The `orders` row of a new order: its fields that are columns (named alike), its id
-    and total; status, version and times are the database's defaults."""
-    fields = msgspec.structs.asdict(new)
-    row = {name: value for name, value in fields.items() if name in _ORDER_COLUMNS}
-    return {**row, "id": order_id, "total_amount": new.total_amount}
+def _attributed(by: Attribution) -> dict[str, object]:
+    return {
+        "h_cause": by.cause,
+        "h_cause_id": by.cause_id,
+        "h_reason": by.reason,
+        "h_actor": by.actor,
+    }
 
 
 async def get_order(conn: AsyncConnection, order_id: UUID) -> Order | None:
@@ -137,10 +249,18 @@ async def lock_order_with_total(conn: AsyncConnection, order_id: UUID) -> Locked
     return LockedOrder(_state(row._mapping), row.total_amount) if row else None
 
 
-async def set_status(conn: AsyncConnection, order_id: UUID, status: Status) -> OrderState:
-    """Move the order to `status` and bump its version (the per-order event sequence)."""
-    result = await conn.execute(_SET_STATUS, {"order_id": order_id, "new_status": status.value})
-    return _state(result.one()._mapping)
+async def set_status(
+    conn: AsyncConnection, current: OrderState, status: Status, by: Attribution
+) -> OrderState:
+    """Move the order (whose row this transaction has locked, so `current` is what is
+    stored) to `status`, bump its version (the per-order event sequence) and record it."""
+    values = {
+        "order_id": current.id,
+        "new_status": status.value,
+        "h_from": current.status.value,
+        **_attributed(by),
+    }
+    return _state((await conn.execute(_CHANGE, values)).one()._mapping)
 
 
 async def _items_of(conn: AsyncConnection, order_ids: Sequence[UUID]) -> dict[UUID, list[Item]]:

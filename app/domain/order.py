@@ -153,6 +153,15 @@ class OrderState(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class Attribution(msgspec.Struct, frozen=True):
+    """Who made a change and why: what its history entry says besides the change itself."""
+
+    cause: str
+    cause_id: str | None
+    actor: str
+    reason: str | None = None
+
+
 class Transition(msgspec.Struct, frozen=True):
     """One entry of an order's status history."""
 

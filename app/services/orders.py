@@ -6,18 +6,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import history, orders, outbox
+from app.db import orders, outbox
 from app.db.engine import after_commit
 from app.db.wakeup import OutboxBell
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed
-from app.domain.order import NewOrder, Order, OrderState, Transition
+from app.domain.order import Attribution, NewOrder, Order, OrderState
 from app.domain.origin import Origin
 from app.domain.status import Status, check_transition
 from app.events.cloudevents import to_outbox
@@ -47,16 +46,7 @@ async def create_order(
     conn: AsyncConnection, new: NewOrder, *, emitter: Emitter, origin: Origin
 ) -> Order:
     """Write the order, its items, its first history entry and `order.created`."""
-    order = await orders.insert_order(conn, uuid4(), new)
-    entry = _entry(
-        version=order.version,
-        before=None,
-        after=order.status,
-        origin=origin,
-        emitter=emitter,
-        when=order.created_at,
-    )
-    await history.record_transition(conn, order.id, entry)
+    order = await orders.insert_order(conn, uuid4(), new, _attribution(origin, emitter))
     await emitter.emit(conn, order_created(uuid4(), order), origin)
     fields = {"order_id": str(order.id), "customer_id": str(order.customer_id)}
     after_commit(conn, partial(log.info, "order created", extra=fields))
@@ -98,43 +88,16 @@ async def transition_locked(
     (`orders.lock_order…`), so `current` is what is stored; IllegalTransition if refused."""
     order_id = current.id
     check_transition(current.status, target)
-    changed = await orders.set_status(conn, order_id, target)
-    entry = _entry(
-        version=changed.version,
-        before=current.status,
-        after=target,
-        origin=origin,
-        emitter=emitter,
-        when=changed.updated_at,
-        reason=reason,
-    )
-    await history.record_transition(conn, order_id, entry)
+    by = _attribution(origin, emitter, reason)
+    changed = await orders.set_status(conn, current, target, by)
     await emitter.emit(conn, status_changed(uuid4(), changed, current.status, reason), origin)
     fields = {"order_id": str(order_id), "from": current.status.value, "to": target.value}
     after_commit(conn, partial(log.info, "order status changed", extra=fields))
     return changed
 
 
-def _entry(
-    *,
-    version: int,
-    before: Status | None,
-    after: Status,
-    origin: Origin,
-    emitter: Emitter,
-    when: datetime,
-    reason: str | None = None,
-) -> Transition:
-    return Transition(
-        version=version,
-        from_status=before,
-        to_status=after,
-        cause=origin.cause,
-        cause_id=origin.cause_id,
-        reason=reason,
-        changed_at=when,
-        actor=_actor(origin, emitter),
-    )
+def _attribution(origin: Origin, emitter: Emitter, reason: str | None = None) -> Attribution:
+    return Attribution(origin.cause, origin.cause_id, _actor(origin, emitter), reason)
 
 
 def _actor(origin: Origin, emitter: Emitter) -> str:

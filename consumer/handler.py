@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import telemetry
-from app.db import inbox, orders
+from app.db import inbox
 from app.db.engine import transaction
 from app.db.inbox import Receipt
 from app.db.orders import LockedOrder
@@ -173,9 +173,10 @@ class EventHandler:
                 )
                 return Rejected(why) if claimed else Duplicate()
             case Confirm() | Transition():
-                if not await inbox.claim(conn, receipt, order_id=plan.order_id):
+                locked = await inbox.claim_and_lock(conn, receipt, plan.order_id)
+                if locked is False:
                     return Duplicate()
-                return await self._transition(conn, work.event, plan, receipt)
+                return await self._transition(conn, work.event, plan, receipt, locked)
             case _:
                 assert_never(plan)
 
@@ -185,10 +186,10 @@ class EventHandler:
         event: IncomingEvent,
         plan: Confirm | Transition,
         receipt: Receipt,
+        locked: LockedOrder | None,
     ) -> Outcome:
-        """Move the stored order, or record why not (the receipt is kept either way, so a
-        refusal is recorded once)."""
-        locked = await orders.lock_order_with_total(conn, plan.order_id)
+        """Move the stored order (`locked`: as read under its row lock), or record why not
+        (the receipt is kept either way, so a refusal is recorded once)."""
         if locked is None:
             return await _reject(conn, receipt, f"order {plan.order_id} does not exist")
         if plan.key != str(locked.state.customer_id):

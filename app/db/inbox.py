@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
+from app.db.orders import LOCK_ORDER, LockedOrder, locked_order
 from app.db.tables import processed_events
 
 Outcome = Literal["applied", "rejected", "ignored"]
@@ -32,6 +34,36 @@ _CLAIM = (
     .on_conflict_do_nothing(index_elements=["source", "event_id"])
     .returning(processed_events.c.event_id)
 )
+
+
+def _claim_and_lock() -> Select[Any]:
+    """The receipt claimed (as applied) and the order locked, in one round trip: `fresh`
+    is 1 if the receipt is new, and the order's columns are NULL if there is no order."""
+    claim = (
+        insert(processed_events)
+        .values({name: bindparam(f"r_{name}") for name in _RECEIPT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(processed_events.c.event_id)
+        .cte("claim")
+    )
+    locked = LOCK_ORDER.lateral("locked")
+    fresh = select(func.count()).select_from(claim).scalar_subquery().label("fresh")
+    anchor = select(literal(1).label("one")).subquery("anchor")
+    return select(fresh, locked).select_from(anchor.outerjoin(locked, true()))
+
+
+_RECEIPT_COLUMNS = (
+    "source",
+    "event_id",
+    "event_type",
+    "order_id",
+    "outcome",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+_CLAIM_AND_LOCK = _claim_and_lock()
+
 _SETTLE = (
     update(processed_events)
     .where(processed_events.c.source == bindparam("b_source"))
@@ -67,6 +99,30 @@ async def claim(
         "kafka_offset": receipt.offset,
     }
     return (await conn.execute(_CLAIM, values)).first() is not None
+
+
+async def claim_and_lock(
+    conn: AsyncConnection, receipt: Receipt, order_id: UUID
+) -> LockedOrder | Literal[False] | None:
+    """`claim` (as applied) and the order's row locked (`orders.LOCK_ORDER`), together:
+    False if the receipt was recorded before (a duplicate), else the order as locked
+    (None: no such order). A concurrent duplicate waits on the receipt's key, as with
+    `claim`, and then finds it taken."""
+    values = {
+        "r_source": receipt.source,
+        "r_event_id": receipt.event_id,
+        "r_event_type": receipt.event_type,
+        "r_order_id": order_id,
+        "r_outcome": "applied",
+        "r_topic": receipt.topic,
+        "r_kafka_partition": receipt.partition,
+        "r_kafka_offset": receipt.offset,
+        "order_id": order_id,
+    }
+    row = (await conn.execute(_CLAIM_AND_LOCK, values)).one()
+    if not row.fresh:
+        return False
+    return None if row.id is None else locked_order(row._mapping)
 
 
 async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, detail: str) -> None:

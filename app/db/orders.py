@@ -163,7 +163,7 @@ def _change() -> Select[Any]:
 _PLACE = _place()
 _CHANGE = _change()
 _GET_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
-_LOCK_ORDER = (
+LOCK_ORDER = (
     select(*_STATE_COLUMNS, orders.c.total_amount)
     .where(orders.c.id == bindparam("order_id"))
     .with_for_update()
@@ -239,14 +239,13 @@ async def list_orders(
 
 async def lock_order(conn: AsyncConnection, order_id: UUID) -> OrderState | None:
     """Read an order's state and hold its row until commit: status changes queue up here."""
-    row = (await conn.execute(_LOCK_ORDER, {"order_id": order_id})).one_or_none()
+    row = (await conn.execute(LOCK_ORDER, {"order_id": order_id})).one_or_none()
     return _state(row._mapping) if row else None
 
 
-async def lock_order_with_total(conn: AsyncConnection, order_id: UUID) -> LockedOrder | None:
-    """`lock_order`, with the stored total: what the consumer decides from."""
-    row = (await conn.execute(_LOCK_ORDER, {"order_id": order_id})).one_or_none()
-    return LockedOrder(_state(row._mapping), row.total_amount) if row else None
+def locked_order(row: RowMapping) -> LockedOrder:
+    """A row of LOCK_ORDER (the order's state and total, locked until commit)."""
+    return LockedOrder(_state(row), row["total_amount"])
 
 
 async def set_status(

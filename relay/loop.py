@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -52,8 +53,13 @@ BACKOFF_MAX = 30.0
 class Waking(Protocol):
     """What tells the relay that rows were committed (app.db.wakeup.Wakeup)."""
 
-    async def wait(self, timeout: float) -> bool:
-        """True if woken before `timeout` seconds; False on the timeout (poll anyway)."""
+    async def wait(self, timeout: float, after: float | None = None) -> bool:
+        """True if woken before `timeout` seconds; False on the timeout (poll anyway).
+        With `after`, a wake-up since that moment counts, and one before it does not."""
+        ...
+
+    def rung_after(self, moment: float) -> bool:
+        """Whether a wake-up came after `moment` (`time.monotonic()`); never blocks."""
         ...
 
     async def close(self) -> None: ...
@@ -66,6 +72,7 @@ class InFlight:
     claimed: list[ClaimedMessage]
     sending: Sending
     started: float
+    partial: bool  # its claim may have left rows: it stopped at its limit or read some shards
 
     @property
     def keys(self) -> list[str]:
@@ -89,6 +96,7 @@ class Settled:
     claimed: int = 0
     published: int = 0
     failed: int = 0
+    partial: bool = False  # its claim may have left rows behind (InFlight.partial)
 
 
 class Relay:
@@ -112,6 +120,9 @@ class Relay:
         # and its batches would only get smaller (measured: 20,000 -> 15,000 events/s unfenced).
         self._sweep = Sweep(enabled=publisher.transactions_per_shard)
         self._name = f"{socket.gethostname()}-{os.getpid()}"
+        # When a claim last read every row of every shard we hold (time.monotonic()): what
+        # was committed before it is claimed, so only a wake-up after it means new rows.
+        self._looked_at = -math.inf
 
     async def run(self) -> None:
         """Relay until stopped. Database trouble is waited out; a fatal Kafka error is raised."""
@@ -156,6 +167,7 @@ class Relay:
 
     async def _rebalance(self, leases: ShardLeases) -> None:
         change = await leases.rebalance()
+        self._looked_at = -math.inf  # shards gained come with rows no claim has read
         if change.gained or change.lost:
             # Before anything of a gained shard is claimed: its producer fences the last owner's.
             await self._publisher.assign(change)
@@ -180,16 +192,27 @@ class Relay:
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
-                sending = await self.claim_and_send(conn, leases, self._busy(in_flight))
+                sending = None
+                if (
+                    in_flight is None
+                    or in_flight.partial
+                    or self._wakeup.rung_after(self._looked_at)
+                ):
+                    # While a batch is in flight, claim only what may be there: what its
+                    # claim left, or rows committed since the last full look (they rang).
+                    # At a trickle a claim overlapping every batch would find nothing.
+                    sending = await self.claim_and_send(conn, leases, self._busy(in_flight))
                 landed = await self.land(conn, in_flight, leases)
                 failing = _count(failing, landed)
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
-                elif sending is None and not landed.claimed:
-                    # Idle only when nothing was in flight either: a claim that found only
-                    # keys of the batch just landed (a backlog of few keys) is tried again
-                    # at once, not after the next NOTIFY or poll.
+                elif sending is None and not landed.partial:
+                    # Wait for rows committed after the last full look; a wake-up that
+                    # came meanwhile (its rows perhaps left out of a claim for the keys
+                    # in flight) returns at once. After a partial batch (a backlog, swept
+                    # shard by shard, or of few keys whose rows the claim made while it
+                    # was in flight left out) the claim is tried again at once.
                     await self._idle()
         finally:
             await self.land(conn, in_flight, leases)
@@ -215,13 +238,18 @@ class Relay:
         batch: list[ClaimedMessage] = []
         for _ in range(len(shards) + 1):  # a sweep passes over shards with nothing left
             chosen = self._sweep.next_shards(shards)
+            looking = time.monotonic()
             batch = await outbox.claim_batch(conn, chosen, limit, busy.keys, owner=leases.relay_id)
             self._sweep.claimed(chosen, len(batch), limit)
             if batch or len(chosen) == len(shards):
                 break
+        partial = len(batch) >= limit or len(chosen) < len(shards)
+        if not (partial or busy.keys or busy.shards):
+            self._looked_at = looking  # every row of every shard we hold, as of `looking`
         if not batch:
             return None
-        return InFlight(batch, await self._publisher.send(_by_shard(batch)), started)
+        sending = await self._publisher.send(_by_shard(batch))
+        return InFlight(batch, sending, started, partial)
 
     async def land(
         self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases
@@ -239,6 +267,7 @@ class Relay:
             )
             leases.drop(in_flight.sending.fenced)
         settled = await self._settle(conn, in_flight.claimed, deliveries)
+        settled.partial = in_flight.partial
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
         return settled
@@ -266,7 +295,7 @@ class Relay:
         return Settled(claimed=len(batch), published=len(delivered), failed=len(failures))
 
     async def _idle(self) -> None:
-        if await self._wakeup.wait(self._settings.poll_interval):
+        if await self._wakeup.wait(self._settings.poll_interval, after=self._looked_at):
             # Commits come in bursts: a moment's wait turns many one-row batches into one.
             await asyncio.sleep(WAKE_LINGER)
 

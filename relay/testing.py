@@ -60,9 +60,12 @@ class Polling:
     def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float, after: float | None = None) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout)
+        return False
+
+    def rung_after(self, moment: float) -> bool:
         return False
 
     async def close(self) -> None:

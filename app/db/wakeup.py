@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from abc import ABC, abstractmethod
 
 import psycopg
@@ -119,16 +121,36 @@ class Wakeup(_Background):
         self._application = f"{application_name}-listen"
         self._check_every = check_every
         self._rung = asyncio.Event()
+        self._last_ring = -math.inf  # when the last notification was received
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a notification; True if one came."""
+    async def wait(self, timeout: float, after: float | None = None) -> bool:
+        """Wait up to `timeout` seconds for a notification; True if one came.
+
+        With `after` (a `time.monotonic()` moment when the caller looked at every row),
+        a notification received since then counts even if it came before this call,
+        and one received before it does not: its rows were committed before the look.
+        """
         self._start()
+        if after is not None:
+            fresh = self._last_ring > after
+            self._rung.clear()
+            if fresh:
+                return True
         try:
             await asyncio.wait_for(self._rung.wait(), timeout)
         except TimeoutError:
             return False
         self._rung.clear()
         return True
+
+    def rung_after(self, moment: float) -> bool:
+        """Whether a notification was received after `moment` (`time.monotonic()`)."""
+        self._start()
+        return self._last_ring > moment
+
+    def _ring(self) -> None:
+        self._last_ring = time.monotonic()
+        self._rung.set()
 
     async def _forever(self) -> None:
         while True:
@@ -147,9 +169,9 @@ class Wakeup(_Background):
     async def _listen(self, conn: GuardedConnection[object]) -> None:
         conn.activity = f"LISTEN {CHANNEL}"
         await conn.execute(f"LISTEN {CHANNEL}")
-        self._rung.set()  # rings were missed while we were away: look now
+        self._ring()  # rings were missed while we were away: look now
         while True:
             async for _ in conn.notifies(timeout=self._check_every):
-                self._rung.set()
+                self._ring()
             conn.activity = "SELECT 1 (is the LISTEN connection alive?)"
             await conn.execute("SELECT 1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -110,9 +110,35 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
     Deferred constraints fire at the commit, so the commit is inside the translation too.
     """
+    async with _committing(engine.begin()) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`transaction()` for a write that is ONE statement: it commits on its own
+    (autocommit), so BEGIN and COMMIT are not two more round trips. Deferred constraints
+    fire at that implicit commit, inside the statement's execution. A second statement
+    would be a second transaction: use `transaction()` for more than one."""
+    async with _committing(_autocommitting(engine)) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _autocommitting(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@asynccontextmanager
+async def _committing(
+    opening: AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
+    """The connection `opening` gives, with database errors translated, and what
+    `after_commit` registered run once it has committed."""
     callbacks: list[Callable[[], None]] = []
     try:
-        async with engine.begin() as conn:
+        async with opening as conn:
             # Replaced by the next transaction on this connection; not cleared here, as
             # an invalidated connection (database gone) refuses even that.
             conn.info[_AFTER_COMMIT] = callbacks
@@ -126,7 +152,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
-    """Run `callback` once the `transaction()` on `conn` has committed (not if it rolls back)."""
+    """Run `callback` once the `transaction()` (or `statement()`) on `conn` has committed
+    (not if it rolls back)."""
     callbacks: list[Callable[[], None]] = conn.info[_AFTER_COMMIT]
     if callback not in callbacks:
         callbacks.append(callback)

@@ -29,11 +29,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Select
 
+from app.db import outbox as outbox_rows
 from app.db.tables import order_items, orders
 from app.db.tables import order_status_history as history
-from app.domain.money import CENT
-from app.domain.order import Attribution, Item, NewOrder, Order, OrderState
+from app.domain.order import Attribution, Item, Order, OrderState
 from app.domain.status import Status
+from app.events.message import OutboxMessage
 
 _STATE_COLUMNS = (
     orders.c.id,
@@ -66,8 +67,8 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 
 
 _ORDER_COLUMNS = frozenset(orders.c.keys())
-# An order's own columns a new order sets; status, version and times are the defaults.
-_NEW_COLUMNS = (*sorted(_ORDER_COLUMNS & set(NewOrder.__struct_fields__)), "id", "total_amount")
+# The `orders` row of an order: its fields that are columns (named alike).
+_ROW_FIELDS = tuple(name for name in Order.__struct_fields__ if name in _ORDER_COLUMNS)
 
 
 def _entry_of(
@@ -105,11 +106,12 @@ _ENTRY_COLUMNS = (
 
 
 def _place() -> Select[Any]:
-    """The order, its items (from parallel arrays, numbered from 0) and its first entry."""
+    """A new order in one statement: its row, its items (from parallel arrays, numbered
+    from 0), its first history entry, and the event announcing it."""
     placed = (
         orders.insert()
-        .values({name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _NEW_COLUMNS})
-        .returning(orders)
+        .values({name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ROW_FIELDS})
+        .returning(orders.c.id, orders.c.version, orders.c.status, orders.c.created_at)
         .cte("placed")
     )
     item = func.unnest(
@@ -134,7 +136,10 @@ def _place() -> Select[Any]:
         _ENTRY_COLUMNS,
         _entry_of(placed.c.id, placed.c.version, placed.c.status, placed.c.created_at, null()),
     )
-    return select(placed).add_cte(items.cte("placed_items"), first.cte("first_entry"))
+    event = outbox_rows.insert_message("e_")
+    return select(placed.c.id).add_cte(
+        items.cte("placed_items"), first.cte("first_entry"), event.cte("announced")
+    )
 
 
 def _change() -> Select[Any]:
@@ -171,27 +176,21 @@ LOCK_ORDER = (
 
 
 async def insert_order(
-    conn: AsyncConnection, order_id: UUID, new: NewOrder, by: Attribution
-) -> Order:
-    """Write a new order, its items and its first history entry."""
-    # Stored with two decimals, so 49 and 49.00 read back (and are announced) the same.
-    items = [
-        Item(**{**msgspec.structs.asdict(item), "price": item.price.quantize(CENT)})
-        for item in new.items
-    ]
-    fields = msgspec.structs.asdict(new)
+    conn: AsyncConnection, order: Order, by: Attribution, announced: OutboxMessage
+) -> None:
+    """Write a new order (`app.domain.order.placed`), its items, its first history entry and
+    the event `announced`, as one statement."""
+    fields = msgspec.structs.asdict(order)
     values = {
-        **{f"o_{name}": fields[name] for name in _NEW_COLUMNS if name in fields},
-        "o_id": order_id,
-        "o_total_amount": new.total_amount,
-        "i_product_id": [item.product_id for item in items],
-        "i_name": [item.name for item in items],
-        "i_price": [item.price for item in items],
-        "i_quantity": [item.quantity for item in items],
+        **{f"o_{name}": fields[name] for name in _ROW_FIELDS},
+        "i_product_id": [item.product_id for item in order.items],
+        "i_name": [item.name for item in order.items],
+        "i_price": [item.price for item in order.items],
+        "i_quantity": [item.quantity for item in order.items],
         **_attributed(by),
+        **outbox_rows.bound(announced, "e_"),
     }
-    row = (await conn.execute(_PLACE, values)).one()
-    return _order(row._mapping, items)
+    await conn.execute(_PLACE, values)
 
 
 def _attributed(by: Attribution) -> dict[str, object]:

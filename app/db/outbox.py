@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import msgspec
 from sqlalchemy import JSON, Text, bindparam, cast, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
 
 from app.db.tables import outbox
 from app.events.message import OutboxMessage
@@ -29,13 +31,29 @@ class ClaimedMessage(msgspec.Struct, frozen=True):
     shard: int  # the outbox shard: which lease (and which producer) it goes out under
 
 
-_ENQUEUE = outbox.insert().values(payload=cast(bindparam("payload", type_=Text), JSON))
+def insert_message(prefix: str) -> Insert:
+    """An INSERT of one message, its values bound as `{prefix}{field}` (`bound`): the
+    columns are named after the fields; `payload` goes in as the JSON text it is."""
+    values: dict[str, Any] = {
+        name: bindparam(f"{prefix}{name}", type_=outbox.c[name].type)
+        for name in OutboxMessage.__struct_fields__
+    }
+    values["payload"] = cast(bindparam(f"{prefix}payload", type_=Text), JSON)
+    return outbox.insert().values(values)
+
+
+def bound(message: OutboxMessage, prefix: str) -> dict[str, object]:
+    """The values of `insert_message(prefix)` for `message`."""
+    row = {**msgspec.structs.asdict(message), "payload": message.payload.decode()}
+    return {f"{prefix}{name}": value for name, value in row.items()}
+
+
+_ENQUEUE = insert_message("m_")
 
 
 async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
     """Add `message` to the outbox, inside the caller's transaction."""
-    row = msgspec.structs.asdict(message)  # the columns are named after the fields
-    await conn.execute(_ENQUEUE, {**row, "payload": message.payload.decode()})
+    await conn.execute(_ENQUEUE, bound(message, "m_"))
 
 
 # One statement: the oldest claimable rows, locked (skipping rows another session

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from app.domain.errors import FieldError, InvalidInput
-from app.domain.money import CURRENCIES, MAX_PRICE, Money, has_cents_at_most, line_total
+from app.domain.money import CENT, CURRENCIES, MAX_PRICE, Money, has_cents_at_most, line_total
 from app.domain.status import Status
 
 # The end of the string: Python's `$` alone also matches before a final newline ("BY\n").
@@ -141,6 +141,33 @@ class Order(msgspec.Struct, frozen=True):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+FIRST_VERSION = 1  # a new order's version (the database's default too: migration-checked)
+
+
+def placed(order_id: UUID, new: NewOrder, at: datetime) -> Order:
+    """A new order as it is stored: pending, at its first version, created (and last
+    updated) `at`; prices to the cent, so 49 and 49.00 are stored and announced alike."""
+    items = [
+        Item(item.product_id, item.name, item.price.quantize(CENT), item.quantity)
+        for item in new.items
+    ]
+    return Order(
+        id=order_id,
+        customer_id=new.customer_id,
+        email=new.email,
+        status=Status.PENDING,
+        total_amount=new.total_amount,
+        currency=new.currency,
+        items=items,
+        metadata=new.metadata,
+        shipping_address=new.shipping_address,
+        billing_address=new.billing_address,
+        version=FIRST_VERSION,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 class OrderState(msgspec.Struct, frozen=True):

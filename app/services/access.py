@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import history
 from app.db import orders as rows
-from app.db.engine import transaction
+from app.db.engine import statement, transaction
 from app.db.orders import OrderFilter, Position
 from app.domain.errors import OrderNotFound
 from app.domain.order import NewOrder, Order, Transition
@@ -48,9 +48,10 @@ async def place(
     async def create(conn: AsyncConnection) -> Order:
         return await create_order(conn, new, emitter=emitter, origin=origin)
 
-    async with transaction(engine) as conn:
-        if key is None:
+    if key is None:
+        async with statement(engine) as conn:
             return Once(await create(conn), replayed=False)
+    async with transaction(engine) as conn:
         return await idempotency.once(
             conn, principal.key, key, new, ttl=ttl, run=create, outcome=Order
         )

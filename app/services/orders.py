@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from uuid import UUID, uuid4
 
@@ -16,10 +17,11 @@ from app.db.engine import after_commit
 from app.db.wakeup import OutboxBell
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed
-from app.domain.order import Attribution, NewOrder, Order, OrderState
+from app.domain.order import Attribution, NewOrder, Order, OrderState, placed
 from app.domain.origin import Origin
 from app.domain.status import Status, check_transition
 from app.events.cloudevents import to_outbox
+from app.events.message import OutboxMessage
 
 log = logging.getLogger("app.orders")
 
@@ -33,21 +35,33 @@ class Emitter:
     topic_for: Callable[[EventType], str]
     bell: OutboxBell | None = None
 
-    async def emit(self, conn: AsyncConnection, event: Event, origin: Origin) -> None:
-        message = to_outbox(
-            event, topic=self.topic_for(event.type), source=self.source, origin=origin
-        )
-        await outbox.enqueue(conn, message)
+    def message(self, event: Event, origin: Origin) -> OutboxMessage:
+        """`event` as its outbox row will carry it."""
+        return to_outbox(event, topic=self.topic_for(event.type), source=self.source, origin=origin)
+
+    def ring_after(self, conn: AsyncConnection) -> None:
+        """Wake the relays once what `conn` is writing has committed."""
         if self.bell is not None:
             after_commit(conn, self.bell.ring)
+
+    async def emit(self, conn: AsyncConnection, event: Event, origin: Origin) -> None:
+        await outbox.enqueue(conn, self.message(event, origin))
+        self.ring_after(conn)
 
 
 async def create_order(
     conn: AsyncConnection, new: NewOrder, *, emitter: Emitter, origin: Origin
 ) -> Order:
-    """Write the order, its items, its first history entry and `order.created`."""
-    order = await orders.insert_order(conn, uuid4(), new, _attribution(origin, emitter))
-    await emitter.emit(conn, order_created(uuid4(), order), origin)
+    """Write the order, its items, its first history entry and `order.created`: one
+    statement, so the caller may run it on its own (`app.db.engine.statement`).
+
+    Its times are this clock's: an order built here is the one announced, with no
+    round trip to learn what the database's defaults made of it.
+    """
+    order = placed(uuid4(), new, datetime.now(UTC))
+    announced = emitter.message(order_created(uuid4(), order), origin)
+    await orders.insert_order(conn, order, _attribution(origin, emitter), announced)
+    emitter.ring_after(conn)
     fields = {"order_id": str(order.id), "customer_id": str(order.customer_id)}
     after_commit(conn, partial(log.info, "order created", extra=fields))
     return order

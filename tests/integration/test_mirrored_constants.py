@@ -19,7 +19,7 @@ import pytest
 
 from app.db.locks import IDEMPOTENCY_KEY, OUTBOX_SHARDS
 from app.domain.money import MAX_PRICE
-from app.domain.order import EMAIL_PATTERN, NewItem
+from app.domain.order import EMAIL_PATTERN, FIRST_VERSION, NewItem
 from app.domain.status import Status
 
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -48,6 +48,18 @@ def test_the_outbox_has_as_many_shards_as_the_relays_lease(sql: Connection) -> N
     assert expression == f"(hashtext(key) & {OUTBOX_SHARDS - 1})"
     assert scalar(sql, "SELECT count(*) FROM relay_leases") == OUTBOX_SHARDS
     assert scalar(sql, "SELECT max(shard) FROM relay_leases") == OUTBOX_SHARDS - 1
+
+
+def test_a_new_order_in_python_is_the_databases_default(sql: Connection) -> None:
+    """The API writes a new order's status and version itself (app.domain.order.placed)
+    rather than reading back the defaults: they must be the same."""
+    defaults = dict(
+        sql.execute(
+            "SELECT column_name, column_default FROM information_schema.columns"
+            " WHERE table_name = 'orders' AND column_name IN ('status', 'version')"
+        ).fetchall()
+    )
+    assert defaults == {"status": f"'{Status.PENDING.value}'::text", "version": str(FIRST_VERSION)}
 
 
 def advisory_classes_in_functions(sql: Connection) -> set[int]:

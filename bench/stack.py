@@ -151,7 +151,10 @@ def _service_env(found: Infra, http_port: int) -> dict[str, str]:
         "CONSUMER_METRICS_PORT": str(free_port()),
         "HTTP_METRICS_PORT": str(free_port()),
         **dev_auth().env(),  # the load is sent with a staff token (bench.api_load)
-        "RATE_LIMIT_PER_MINUTE": "0",  # one principal sends it all: measure the API, not the limit
+        # One principal sends it all (it stands for every customer): measure the API, not
+        # the per-caller limits (its rate, and its requests open at once).
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "HTTP_MAX_IN_FLIGHT_PER_CALLER": "0",
     }
 
 

@@ -53,12 +53,11 @@ def test_the_outbox_has_as_many_shards_as_the_relays_lease(sql: Connection) -> N
 def test_a_new_order_in_python_is_the_databases_default(sql: Connection) -> None:
     """The API writes a new order's status and version itself (app.domain.order.placed)
     rather than reading back the defaults: they must be the same."""
-    defaults = dict(
-        sql.execute(
-            "SELECT column_name, column_default FROM information_schema.columns"
-            " WHERE table_name = 'orders' AND column_name IN ('status', 'version')"
-        ).fetchall()
-    )
+    rows = sql.execute(
+        "SELECT column_name, column_default FROM information_schema.columns"
+        " WHERE table_name = 'orders' AND column_name IN ('status', 'version')"
+    ).fetchall()
+    defaults = {str(name): str(default) for name, default in rows}
     assert defaults == {"status": f"'{Status.PENDING.value}'::text", "version": str(FIRST_VERSION)}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench import cpu_at_rate
 from bench.__main__ import _arguments, _settings
 
 
@@ -45,3 +46,10 @@ def test_quick_mode_is_short_and_keeps_the_key_counts() -> None:
     assert settings.step_seconds <= 5
     assert settings.drain_rows == 10_000
     assert settings.key_counts == (100, 1)
+
+
+@pytest.mark.parametrize("argv", [["--rate", "0"], ["--seconds", "-1"], ["--passes", "two"]])
+def test_bad_values_stop_cpu_at_rate_before_it_starts_anything(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cpu_at_rate.main(argv)
+    assert stopped.value.code == 2  # argparse's usage error, before any server starts

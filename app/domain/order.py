@@ -153,20 +153,16 @@ def placed(order_id: UUID, new: NewOrder, at: datetime) -> Order:
         Item(item.product_id, item.name, item.price.quantize(CENT), item.quantity)
         for item in new.items
     ]
+    content = {name: getattr(new, name) for name in _CONTENT_FIELDS}
     return Order(
         id=order_id,
         customer_id=new.customer_id,
-        email=new.email,
         status=Status.PENDING,
         total_amount=new.total_amount,
-        currency=new.currency,
-        items=items,
-        metadata=new.metadata,
-        shipping_address=new.shipping_address,
-        billing_address=new.billing_address,
         version=FIRST_VERSION,
         created_at=at,
         updated_at=at,
+        **{**content, "items": items},
     )
 
 

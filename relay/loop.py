@@ -53,9 +53,9 @@ BACKOFF_MAX = 30.0
 class Waking(Protocol):
     """What tells the relay that rows were committed (app.db.wakeup.Wakeup)."""
 
-    async def wait(self, timeout: float, after: float | None = None) -> bool:
-        """True if woken before `timeout` seconds; False on the timeout (poll anyway).
-        With `after`, a wake-up since that moment counts, and one before it does not."""
+    async def wait(self, timeout: float, after: float) -> bool:
+        """True if woken, before `timeout` seconds, by a wake-up after `after` (one that
+        came earlier counts if it came after `after`); False on the timeout (poll anyway)."""
         ...
 
     def rung_after(self, moment: float) -> bool:
@@ -96,7 +96,6 @@ class Settled:
     claimed: int = 0
     published: int = 0
     failed: int = 0
-    partial: bool = False  # its claim may have left rows behind (InFlight.partial)
 
 
 class Relay:
@@ -202,12 +201,12 @@ class Relay:
                     # claim left, or rows committed since the last full look (they rang).
                     # At a trickle a claim overlapping every batch would find nothing.
                     sending = await self.claim_and_send(conn, leases, self._busy(in_flight))
-                landed = await self.land(conn, in_flight, leases)
-                failing = _count(failing, landed)
+                left_rows = in_flight is not None and in_flight.partial
+                failing = _count(failing, await self.land(conn, in_flight, leases))
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
-                elif sending is None and not landed.partial:
+                elif sending is None and not left_rows:
                     # Wait for rows committed after the last full look; a wake-up that
                     # came meanwhile (its rows perhaps left out of a claim for the keys
                     # in flight) returns at once. After a partial batch (a backlog, swept
@@ -267,7 +266,6 @@ class Relay:
             )
             leases.drop(in_flight.sending.fenced)
         settled = await self._settle(conn, in_flight.claimed, deliveries)
-        settled.partial = in_flight.partial
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
         return settled

@@ -60,7 +60,7 @@ class Polling:
     def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
 
-    async def wait(self, timeout: float, after: float | None = None) -> bool:
+    async def wait(self, timeout: float, after: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout)
         return False

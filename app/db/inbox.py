@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select
 
 from app.db.orders import LOCK_ORDER, LockedOrder, locked_order
 from app.db.tables import processed_events
@@ -29,41 +29,38 @@ class Receipt(msgspec.Struct, frozen=True):
     offset: int
 
 
-_CLAIM = (
-    insert(processed_events)
-    .on_conflict_do_nothing(index_elements=["source", "event_id"])
-    .returning(processed_events.c.event_id)
-)
+# The columns a receipt's row sets (`_receipt_row`'s keys); processed_at is the default.
+_RECEIPT_COLUMNS = tuple(c.name for c in processed_events.c if c.name != "processed_at")
+
+
+def _insert_receipt() -> Insert:
+    """The receipt's row, its values bound as `r_{column}` (`_bound`); nothing if it is
+    there already (a duplicate), else its event_id returned."""
+    return (
+        insert(processed_events)
+        .values(
+            {
+                name: bindparam(f"r_{name}", type_=processed_events.c[name].type)
+                for name in _RECEIPT_COLUMNS
+            }
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(processed_events.c.event_id)
+    )
 
 
 def _claim_and_lock() -> Select[Any]:
     """The receipt claimed (as applied) and the order locked, in one round trip: `fresh`
     is 1 if the receipt is new, and the order's columns are NULL if there is no order."""
-    claim = (
-        insert(processed_events)
-        .values({name: bindparam(f"r_{name}") for name in _RECEIPT_COLUMNS})
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(processed_events.c.event_id)
-        .cte("claim")
-    )
+    claim = _insert_receipt().cte("claim")
     locked = LOCK_ORDER.lateral("locked")
     fresh = select(func.count()).select_from(claim).scalar_subquery().label("fresh")
     anchor = select(literal(1).label("one")).subquery("anchor")
     return select(fresh, locked).select_from(anchor.outerjoin(locked, true()))
 
 
-_RECEIPT_COLUMNS = (
-    "source",
-    "event_id",
-    "event_type",
-    "order_id",
-    "outcome",
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-)
+_CLAIM = _insert_receipt()
 _CLAIM_AND_LOCK = _claim_and_lock()
-
 _SETTLE = (
     update(processed_events)
     .where(processed_events.c.source == bindparam("b_source"))
@@ -87,7 +84,19 @@ async def claim(
     makes a concurrent duplicate wait here, then find the row and back off. If
     the event ends up not applied, `settle` records the real outcome.
     """
-    values = {
+    values = _bound(_receipt_row(receipt, order_id, outcome, detail))
+    return (await conn.execute(_CLAIM, values)).first() is not None
+
+
+def _bound(row: dict[str, object]) -> dict[str, object]:
+    return {f"r_{name}": value for name, value in row.items()}
+
+
+def _receipt_row(
+    receipt: Receipt, order_id: UUID | None, outcome: Outcome, detail: str | None
+) -> dict[str, object]:
+    """The `processed_events` row that records `receipt`."""
+    return {
         "source": receipt.source,
         "event_id": receipt.event_id,
         "event_type": receipt.event_type,
@@ -98,7 +107,6 @@ async def claim(
         "kafka_partition": receipt.partition,
         "kafka_offset": receipt.offset,
     }
-    return (await conn.execute(_CLAIM, values)).first() is not None
 
 
 async def claim_and_lock(
@@ -108,17 +116,7 @@ async def claim_and_lock(
     False if the receipt was recorded before (a duplicate), else the order as locked
     (None: no such order). A concurrent duplicate waits on the receipt's key, as with
     `claim`, and then finds it taken."""
-    values = {
-        "r_source": receipt.source,
-        "r_event_id": receipt.event_id,
-        "r_event_type": receipt.event_type,
-        "r_order_id": order_id,
-        "r_outcome": "applied",
-        "r_topic": receipt.topic,
-        "r_kafka_partition": receipt.partition,
-        "r_kafka_offset": receipt.offset,
-        "order_id": order_id,
-    }
+    values = {**_bound(_receipt_row(receipt, order_id, "applied", None)), "order_id": order_id}
     row = (await conn.execute(_CLAIM_AND_LOCK, values)).one()
     if not row.fresh:
         return False

@@ -14,8 +14,6 @@ from uuid import UUID
 
 import msgspec
 from sqlalchemy import (
-    Integer,
-    Numeric,
     RowMapping,
     Text,
     Uuid,
@@ -27,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, Insert, Select
 
 from app.db import outbox as outbox_rows
 from app.db.tables import order_items, orders
@@ -77,65 +75,52 @@ def _entry_of(
     to_status: ColumnElement[Any],
     changed_at: ColumnElement[Any],
     from_status: ColumnElement[Any],
-) -> Select[Any]:
+) -> Insert:
     """The history entry of a write, from the row it wrote and the attribution's binds."""
-    return select(
-        order,
-        version,
-        from_status,
-        to_status,
-        bindparam("h_cause", type_=Text),
-        bindparam("h_cause_id", type_=Text),
-        bindparam("h_reason", type_=Text),
-        changed_at,
-        bindparam("h_actor", type_=Text),
-    )
+    entry: dict[str, ColumnElement[Any]] = {
+        "order_id": order,
+        "version": version,
+        "from_status": from_status,
+        "to_status": to_status,
+        "cause": bindparam("h_cause", type_=Text),
+        "cause_id": bindparam("h_cause_id", type_=Text),
+        "reason": bindparam("h_reason", type_=Text),
+        "changed_at": changed_at,
+        "actor": bindparam("h_actor", type_=Text),
+    }
+    return history.insert().from_select(list(entry), select(*entry.values()))
 
 
-_ENTRY_COLUMNS = (
-    "order_id",
-    "version",
-    "from_status",
-    "to_status",
-    "cause",
-    "cause_id",
-    "reason",
-    "changed_at",
-    "actor",
-)
+# An item's fields are its row's columns (named alike), sent as one array each.
+_ITEM_FIELDS = Item.__struct_fields__
 
 
 def _place() -> Select[Any]:
-    """A new order in one statement: its row, its items (from parallel arrays, numbered
-    from 0), its first history entry, and the event announcing it."""
+    """A new order in one statement: its row, its items (from one array per field,
+    numbered from 0), its first history entry, and the event announcing it."""
     placed = (
         orders.insert()
         .values({name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ROW_FIELDS})
         .returning(orders.c.id, orders.c.version, orders.c.status, orders.c.created_at)
         .cte("placed")
     )
-    item = func.unnest(
-        bindparam("i_product_id", type_=ARRAY(Uuid)),
-        bindparam("i_name", type_=ARRAY(Text)),
-        bindparam("i_price", type_=ARRAY(Numeric)),
-        bindparam("i_quantity", type_=ARRAY(Integer)),
-    ).table_valued("product_id", "name", "price", "quantity", with_ordinality="ordinal")
-    item = item.render_derived(name="item")
+    arrays = [
+        bindparam(f"i_{name}", type_=ARRAY(order_items.c[name].type)) for name in _ITEM_FIELDS
+    ]
+    item = (
+        func.unnest(*arrays)
+        .table_valued(*_ITEM_FIELDS, with_ordinality="ordinal")
+        .render_derived(name="item")
+    )
     items = order_items.insert().from_select(
-        ["order_id", "position", "product_id", "name", "price", "quantity"],
+        ["order_id", "position", *_ITEM_FIELDS],
         select(
             bindparam("o_id", type_=Uuid),
             item.c.ordinal - 1,
-            item.c.product_id,
-            item.c.name,
-            item.c.price,
-            item.c.quantity,
+            *(item.c[name] for name in _ITEM_FIELDS),
         ),
     )
-    first = history.insert().from_select(
-        _ENTRY_COLUMNS,
-        _entry_of(placed.c.id, placed.c.version, placed.c.status, placed.c.created_at, null()),
-    )
+    first = _entry_of(placed.c.id, placed.c.version, placed.c.status, placed.c.created_at, null())
     event = outbox_rows.insert_message("e_")
     return select(placed.c.id).add_cte(
         items.cte("placed_items"), first.cte("first_entry"), event.cte("announced")
@@ -151,15 +136,12 @@ def _change() -> Select[Any]:
         .returning(*_STATE_COLUMNS)
         .cte("changed")
     )
-    entry = history.insert().from_select(
-        _ENTRY_COLUMNS,
-        _entry_of(
-            changed.c.id,
-            changed.c.version,
-            changed.c.status,
-            changed.c.updated_at,
-            bindparam("h_from", type_=Text),
-        ),
+    entry = _entry_of(
+        changed.c.id,
+        changed.c.version,
+        changed.c.status,
+        changed.c.updated_at,
+        bindparam("h_from", type_=Text),
     )
     return select(changed).add_cte(entry.cte("entry"))
 
@@ -183,10 +165,7 @@ async def insert_order(
     fields = msgspec.structs.asdict(order)
     values = {
         **{f"o_{name}": fields[name] for name in _ROW_FIELDS},
-        "i_product_id": [item.product_id for item in order.items],
-        "i_name": [item.name for item in order.items],
-        "i_price": [item.price for item in order.items],
-        "i_quantity": [item.quantity for item in order.items],
+        **{f"i_{name}": [getattr(item, name) for item in order.items] for name in _ITEM_FIELDS},
         **_attributed(by),
         **outbox_rows.bound(announced, "e_"),
     }

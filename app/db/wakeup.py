@@ -123,24 +123,19 @@ class Wakeup(_Background):
         self._rung = asyncio.Event()
         self._last_ring = -math.inf  # when the last notification was received
 
-    async def wait(self, timeout: float, after: float | None = None) -> bool:
-        """Wait up to `timeout` seconds for a notification; True if one came.
-
-        With `after` (a `time.monotonic()` moment when the caller looked at every row),
-        a notification received since then counts even if it came before this call,
-        and one received before it does not: its rows were committed before the look.
-        """
+    async def wait(self, timeout: float, after: float) -> bool:
+        """Wait up to `timeout` seconds for a notification received after `after` (a
+        `time.monotonic()` moment: when the caller last looked at every row); True if one
+        came, perhaps before this call. One received before `after` does not count: its
+        rows were committed before the look."""
         self._start()
-        if after is not None:
-            fresh = self._last_ring > after
-            self._rung.clear()
-            if fresh:
-                return True
+        if self._last_ring > after:
+            return True
+        self._rung.clear()
         try:
             await asyncio.wait_for(self._rung.wait(), timeout)
         except TimeoutError:
             return False
-        self._rung.clear()
         return True
 
     def rung_after(self, moment: float) -> bool:

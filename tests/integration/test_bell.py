@@ -3,6 +3,8 @@ commits, not before, not on rollback; and the relay's half hears the writers' ha
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -68,11 +70,14 @@ async def test_the_relays_half_hears_the_writers_half(database_url: str) -> None
     )
     wakeup, bell = Wakeup(settings, "test"), OutboxBell(database_url)
     try:
-        assert await wakeup.wait(10)  # a new LISTEN rings once: rows committed meanwhile
-        assert not await wakeup.wait(0.3)  # then nothing, until a writer rings
+        # A new LISTEN rings once: rows committed meanwhile.
+        assert await wakeup.wait(10, after=-math.inf)
+        looked = time.monotonic()
+        assert not await wakeup.wait(0.3, after=looked)  # then nothing, until a writer rings
         bell.ring()
-        assert await wakeup.wait(10)
-        assert not await wakeup.wait(0.3)  # one ring, one wake-up
+        assert await wakeup.wait(10, after=looked)
+        looked = time.monotonic()
+        assert not await wakeup.wait(0.3, after=looked)  # one ring, one wake-up
     finally:
         await bell.close()
         await wakeup.close()

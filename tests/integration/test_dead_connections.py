@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -129,16 +130,19 @@ async def test_the_listener_notices_a_held_connection_and_listens_again(
 ) -> None:
     wakeup = Wakeup(settings(url_through(proxy, database_url)), "test", check_every=0.3)
     try:
-        assert await wakeup.wait(5)  # the first LISTEN rings once: look for missed rows
+        assert await wakeup.wait(5, after=-math.inf)  # the first LISTEN rings once
+        looked = time.monotonic()
         proxy.hold_existing()
         with caplog.at_level(logging.WARNING):
             started = time.monotonic()
             while "LISTEN connection lost" not in caplog.text:
                 assert time.monotonic() - started < GIVE_UP + 2.0
                 await asyncio.sleep(0.05)
-        assert await wakeup.wait(5)  # listening again on a new connection: rings once more
+        # Listening again on a new connection: rings once more.
+        assert await wakeup.wait(5, after=looked)
+        looked = time.monotonic()
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await conn.execute(f"NOTIFY {CHANNEL}")
-        assert await wakeup.wait(5)
+        assert await wakeup.wait(5, after=looked)
     finally:
         await wakeup.close()

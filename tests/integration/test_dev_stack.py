@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from scripts.stack.kafka import check_tool, tool_major
 from scripts.stack.paths import REPO, free_port
 from scripts.stack.postgres import LocalPostgres
-from scripts.stack.waiting import GiveUp, wait_for
+from scripts.stack.waiting import GiveUp, WaitTimeout, wait_for
 
 PARENT = """
 import sys, time
@@ -25,6 +26,17 @@ child.start()
 print(child.pid, flush=True)
 time.sleep(120)
 """
+
+# The orchestrator dies the moment the child exists: before setpriv has set its signal.
+DIES_AT_ONCE = """
+import os, signal, sys
+from scripts.stack.processes import ManagedProcess
+child = ManagedProcess("api", [sys.executable, "-c", "import time; time.sleep(120)"], {})
+child.start()
+print(child.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+RACES = 20
 
 
 def gone(pid: int) -> bool:
@@ -55,6 +67,29 @@ def test_services_die_with_a_sigkilled_orchestrator() -> None:
         parent.stdout.close()
         if not gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_child_whose_orchestrator_dies_as_it_starts_does_not_outlive_it() -> None:
+    """Before the fix about one start in ten lost this race and left the child running."""
+    orphans = []
+    for _ in range(RACES):
+        parent = subprocess.Popen(
+            [sys.executable, "-c", DIES_AT_ONCE],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert parent.stdout is not None
+        with parent.stdout:
+            child = int(parent.stdout.readline())
+        parent.wait(10)
+        try:
+            wait_for(partial(gone, child), timeout=10, interval=0.05, what="the orphan to exit")
+        except WaitTimeout:
+            orphans.append(child)
+            os.kill(child, signal.SIGKILL)
+    assert orphans == [], f"{len(orphans)} of {RACES} children outlived their orchestrator"
 
 
 def test_a_postgres_that_dies_while_starting_fails_at_once(tmp_path: Path) -> None:

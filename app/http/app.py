@@ -19,7 +19,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import config, logs, telemetry
 from app.auth.tokens import verifier_for
@@ -80,23 +79,19 @@ def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMan
     return resources
 
 
-def engine(state: State) -> AsyncEngine:
-    found: AsyncEngine = state.engine
-    return found
-
-
-def emitter(state: State) -> Emitter:
-    found: Emitter = state.emitter
-    return found
-
-
 def dependencies(settings: Settings) -> dict[str, Provide]:
     def value(constant: object) -> Provide:
         return Provide(lambda: constant, use_cache=True, sync_to_thread=False)
 
+    def opened(name: str) -> Provide:  # by the lifespan, kept in app.state
+        def provide(state: State) -> Any:
+            return state[name]
+
+        return Provide(provide, sync_to_thread=False)
+
     return {
-        "engine": Provide(engine, sync_to_thread=False),
-        "emitter": Provide(emitter, sync_to_thread=False),
+        "engine": opened("engine"),
+        "emitter": opened("emitter"),
         "max_items": value(settings.http.max_items),
         "idempotency_ttl": value(settings.http.idempotency_ttl),
         "idempotency": parameters.idempotency_key(settings.http.idempotency_ttl),

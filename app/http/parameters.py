@@ -26,7 +26,6 @@ from litestar.params import HeaderParameter, QueryParameter
 from app.db.orders import OrderFilter, Position
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.origin import Origin
-from app.domain.principal import Principal
 from app.domain.status import Status
 from app.http.cursor import decode_cursor, encode_cursor
 from app.http.security import principal_of
@@ -194,11 +193,7 @@ def origin(
     )
 
 
-def principal(request: AnyRequest) -> Principal:
-    return principal_of(request)
-
-
 DEPENDENCIES = {
     "origin": Provide(origin, sync_to_thread=False),
-    "principal": Provide(principal, sync_to_thread=False),
+    "principal": Provide(principal_of, sync_to_thread=False),
 }

@@ -27,11 +27,10 @@ from app.db.orders import OrderFilter, Position
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.origin import Origin
 from app.domain.status import Status
-from app.http.cursor import decode_cursor, encode_cursor
 from app.http.security import principal_of
-from app.http.tracecontext import valid_traceparent, valid_tracestate
 from app.http.wire import InvalidParameter
-from app.telemetry import current_traceparent
+from app.services.cursor import ForgedCursor, decode_cursor, encode_cursor
+from app.telemetry import current_traceparent, valid_traceparent, valid_tracestate
 
 AnyRequest = Request[Any, Any, Any]
 DEFAULT_PAGE_SIZE = 20
@@ -88,7 +87,14 @@ def listing(max_page_size: int, cursor_secret: str) -> Provide:
             raise InvalidParameter([FieldError("created_to", "must not be before created_from")])
         where = OrderFilter(customer_id, status, created_from, created_to)
         principal = principal_of(request).key
-        after = decode_cursor(cursor, secret=cursor_secret, principal=principal) if cursor else None
+        try:
+            after = (
+                decode_cursor(cursor, secret=cursor_secret, principal=principal) if cursor else None
+            )
+        except ForgedCursor as exc:
+            raise InvalidParameter(
+                [FieldError("cursor", "is not a cursor this API issued")]
+            ) from exc
         return Listing(where, after, limit, principal, cursor_secret)
 
     return Provide(provide, sync_to_thread=False)

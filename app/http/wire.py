@@ -27,6 +27,7 @@ from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 from litestar.serialization import default_serializer
 from litestar.types import Serializer
+from litestar.typing import FieldDefinition
 
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.order import NO_NUL, Order, OrderRequest, Transition
@@ -230,5 +231,8 @@ class StrictBody(MsgspecDTO[S]):
     def create_openapi_schema(
         cls, field_definition: Any, handler_id: str, schema_creator: Any
     ) -> Reference | Schema:
-        result: Reference | Schema = schema_creator.for_field_definition(field_definition)
+        """The body's own type, not a DTO's copy of it (nor `X | null` for an optional one)."""
+        result: Reference | Schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
         return result

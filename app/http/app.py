@@ -28,7 +28,7 @@ from app.db.wakeup import OutboxBell
 from app.http import parameters, request_id
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
-from app.http.limits import body_deadline, in_flight_limit, rate_limit
+from app.http.limits import InFlightLimit, body_deadline, rate_limit
 from app.http.openapi import StructSchemas, refine
 from app.http.options import allow_every_method
 from app.http.problems import PROBLEM_DETAILS
@@ -108,7 +108,7 @@ def edge(settings: Settings) -> list[DefineMiddleware | Any]:
     return [
         authentication(verifier),
         *rate_limit(settings.edge),
-        *in_flight_limit(settings.edge),
+        *([InFlightLimit(settings.edge.max_in_flight)] if settings.edge.max_in_flight else []),
     ]
 
 

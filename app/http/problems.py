@@ -98,10 +98,7 @@ HTTP_KINDS: dict[int, Kind] = {
 }
 INTERNAL = Kind(500, "internal-error", "Internal server error")
 # Every kind by its slug, for the OpenAPI document; ours win over the framework's.
-KINDS: dict[str, Kind] = {
-    kind.slug: kind
-    for kind in [*HTTP_KINDS.values(), INVALID_PARAMETER, *(kind for _, kind in ERRORS)]
-}
+KINDS = {kind.slug: kind for kind in [*HTTP_KINDS.values(), *(kind for _, kind in ERRORS)]}
 
 
 class ProblemError(ProblemDetailsException):

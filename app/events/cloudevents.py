@@ -8,7 +8,6 @@ envelope with `specversion`), so any Kafka client can send us a status change.
 from __future__ import annotations
 
 import re
-from itertools import accumulate
 from typing import Annotated
 
 import msgspec
@@ -16,7 +15,7 @@ from msgspec import Meta
 
 from app.domain.events import Event
 from app.domain.origin import Origin
-from app.events.codec import encode, rfc3339, untyped_decoder
+from app.events.codec import encode, json_depth, rfc3339, untyped_decoder
 from app.events.message import OutboxMessage
 
 SPEC_VERSION = "1.0"
@@ -52,10 +51,6 @@ Type = Annotated[
 ]
 Short = Annotated[str, Meta(max_length=128, pattern=_PRINTABLE)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A JSON string (escapes included), and the bytes that open or close a nesting level.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_LEVEL = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
 class PoisonMessage(Exception):
@@ -181,13 +176,6 @@ def check_value(value: bytes | None) -> None:
     depth = json_depth(value)
     if depth > MAX_DEPTH:
         raise PoisonMessage(f"value nested {depth} levels deep exceeds {MAX_DEPTH}")
-
-
-def json_depth(value: bytes) -> int:
-    """How deeply the JSON text nests arrays and objects, without parsing it (linear, no
-    recursion): strings are cut out first, so brackets inside them do not count."""
-    brackets = _JSON_STRING.sub(b"", value).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_LEVEL.__getitem__, brackets)), default=0)
 
 
 def _decode_headers(headers: list[tuple[str, bytes]]) -> dict[str, str]:

@@ -19,7 +19,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import config, logs, telemetry
 from app.auth.tokens import verifier_for
@@ -29,7 +28,7 @@ from app.db.wakeup import OutboxBell
 from app.http import parameters, request_id
 from app.http.controllers.health import HealthController
 from app.http.controllers.orders import OrderController
-from app.http.limits import body_deadline, in_flight_limit, rate_limit
+from app.http.limits import InFlightLimit, body_deadline, rate_limit
 from app.http.openapi import StructSchemas, refine
 from app.http.options import allow_every_method
 from app.http.problems import PROBLEM_DETAILS
@@ -80,23 +79,19 @@ def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMan
     return resources
 
 
-def engine(state: State) -> AsyncEngine:
-    found: AsyncEngine = state.engine
-    return found
-
-
-def emitter(state: State) -> Emitter:
-    found: Emitter = state.emitter
-    return found
-
-
 def dependencies(settings: Settings) -> dict[str, Provide]:
     def value(constant: object) -> Provide:
         return Provide(lambda: constant, use_cache=True, sync_to_thread=False)
 
+    def opened(name: str) -> Provide:  # by the lifespan, kept in app.state
+        def provide(state: State) -> Any:
+            return state[name]
+
+        return Provide(provide, sync_to_thread=False)
+
     return {
-        "engine": Provide(engine, sync_to_thread=False),
-        "emitter": Provide(emitter, sync_to_thread=False),
+        "engine": opened("engine"),
+        "emitter": opened("emitter"),
         "max_items": value(settings.http.max_items),
         "idempotency_ttl": value(settings.http.idempotency_ttl),
         "idempotency": parameters.idempotency_key(settings.http.idempotency_ttl),
@@ -113,7 +108,7 @@ def edge(settings: Settings) -> list[DefineMiddleware | Any]:
     return [
         authentication(verifier),
         *rate_limit(settings.edge),
-        *in_flight_limit(settings.edge),
+        *([InFlightLimit(settings.edge.max_in_flight)] if settings.edge.max_in_flight else []),
     ]
 
 

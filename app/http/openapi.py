@@ -23,7 +23,6 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
-    PathItem,
     Reference,
     RequestBody,
     Schema,
@@ -33,7 +32,6 @@ from litestar.typing import FieldDefinition
 from app.config import HttpSettings
 from app.domain import examples
 from app.domain.money import CURRENCIES, MAX_PRICE
-from app.domain.order import OrderRequest
 from app.events.codec import encode
 from app.http import request_id
 from app.http.problems import KINDS, MEDIA_TYPE, Kind, Problem
@@ -201,12 +199,24 @@ _HEADERS = {
         description="Seconds to wait before retrying",
     ),
 }
-_REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
-    ("post", "/api/v1/orders"): {
-        name: _ORDER[name]
-        for name in ["customer_id", *(f.name for f in msgspec.structs.fields(OrderRequest))]
+# Request-body examples, by path: Litestar 2 has no hook for them.
+_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "/api/v1/orders": examples.request_body(),
+    "/api/v1/orders/{order_id}/cancel": {"reason": "changed my mind"},
+}
+# Money is a JSON number (exact in and out), never the string Decimal maps to by default.
+_MONEY: dict[tuple[str, str], dict[str, Any]] = {
+    ("NewItem", "price"): {
+        "minimum": 0,
+        "maximum": float(MAX_PRICE),
+        "multipleOf": 0.01,
+        "description": "Unit price: a JSON number (not a string), ≥ 0, at most 2 decimals",
     },
-    ("post", "/api/v1/orders/{order_id}/cancel"): {"reason": "changed my mind"},
+    ("Item", "price"): {"minimum": 0, "description": "Unit price, with 2 decimals"},
+    ("Order", "total_amount"): {
+        "minimum": 0,
+        "description": "The sum of price times quantity, 2 decimals",
+    },
 }
 
 
@@ -214,74 +224,41 @@ def refine(openapi: OpenAPI, http: HttpSettings) -> None:
     """Say what the types cannot: exact money, the configured item cap, the currency list,
     the headers, and the examples."""
     schemas = openapi.components.schemas
-    _money(schemas)
+    for (name, field), money in _MONEY.items():
+        _properties(schemas[name])[field] = {"type": "number", **money}
     new_order = _properties(schemas["OrderRequest"])
     new_order["items"]["maxItems"] = http.max_items
     new_order["currency"]["enum"] = sorted(CURRENCIES)
     openapi.components.headers = {**_HEADERS}
     for path, item in (openapi.paths or {}).items():
-        for method, operation in _operations(item):
-            _refine_operation(path, method, operation)
+        for method in ("get", "put", "post", "delete", "patch"):
+            if isinstance(operation := getattr(item, method), Operation):
+                _refine_operation(path, method, operation)
 
 
 def _refine_operation(path: str, method: str, operation: Operation) -> None:
+    """Parameters are absent or a value (`null` is not one); a body has its example (the
+    cancel's is optional); every response names its headers; errors are problems, so the
+    framework's generic 400 (added to any operation with parameters) goes."""
     for parameter in operation.parameters or []:
-        if isinstance(parameter, Parameter):  # absent or a value: `null` is not one
+        if isinstance(parameter, Parameter):
             parameter.schema = _without_null(parameter.schema)
-    body = operation.request_body
-    if isinstance(body, RequestBody) and (example := _REQUEST_EXAMPLES.get((method, path))):
-        for media in body.content.values():
-            media.examples = {"example": Verbatim(summary="An example", value=example)}
-    if isinstance(body, RequestBody) and path.endswith("/cancel"):
-        body.required = False  # no body, or an object; `null` is not one
-        body.content["application/json"].schema = Reference(
-            ref="#/components/schemas/CancelRequest"
-        )
-    operation.responses = _refine_responses(path, method, operation.responses or {})
-
-
-def _refine_responses(
-    path: str, method: str, responses: dict[str, OpenAPIResponse | Reference]
-) -> dict[str, OpenAPIResponse | Reference]:
-    """Every response names its headers; errors are problems, so the framework's generic
-    400 (added to any operation with parameters) goes."""
-    refined: dict[str, OpenAPIResponse | Reference] = {}
-    for status, response in responses.items():
-        if isinstance(response, OpenAPIResponse):
-            if status >= "400" and MEDIA_TYPE not in (response.content or {}):
-                continue
-            names = [request_id.NAME]
-            if status in ("503", "429"):
-                names.append("Retry-After")
-            if (method, path, status) == ("post", "/api/v1/orders", "201"):
-                names.append(REPLAYED)
-            response.headers = {
-                **(response.headers or {}),
-                **{name: Reference(ref=f"#/components/headers/{name}") for name in names},
-            }
-        refined[status] = response
-    return refined
-
-
-def _money(schemas: dict[str, Schema]) -> None:
-    """Money is a JSON number (exact in and out), never the string Decimal maps to by default."""
-    _properties(schemas["NewItem"])["price"] = {
-        "type": "number",
-        "minimum": 0,
-        "maximum": float(MAX_PRICE),
-        "multipleOf": 0.01,
-        "description": "Unit price: a JSON number (not a string), ≥ 0, at most 2 decimals",
-    }
-    _properties(schemas["Item"])["price"] = {
-        "type": "number",
-        "minimum": 0,
-        "description": "Unit price, with 2 decimals",
-    }
-    _properties(schemas["Order"])["total_amount"] = {
-        "type": "number",
-        "minimum": 0,
-        "description": "The sum of price times quantity, 2 decimals",
-    }
+    if isinstance(body := operation.request_body, RequestBody):
+        example = Verbatim(summary="An example", value=_REQUEST_EXAMPLES[path])
+        body.content["application/json"].examples = {"example": example}
+        body.required = not path.endswith("/cancel")
+    responses = operation.responses or {}
+    for status, response in list(responses.items()):
+        if not isinstance(response, OpenAPIResponse):
+            continue
+        if status >= "400" and MEDIA_TYPE not in (response.content or {}):
+            del responses[status]
+            continue
+        names = [request_id.NAME, *(["Retry-After"] if status in ("429", "503") else [])]
+        if (method, path, status) == ("post", "/api/v1/orders", "201"):
+            names.append(REPLAYED)
+        refs = {name: Reference(ref=f"#/components/headers/{name}") for name in names}
+        response.headers = {**(response.headers or {}), **refs}
 
 
 def _without_null(schema: Schema | Reference | None) -> Schema | Reference | None:
@@ -298,11 +275,6 @@ def _without_null(schema: Schema | Reference | None) -> Schema | Reference | Non
         inner.min_length = inner.min_length or schema.min_length
         inner.pattern = inner.pattern or schema.pattern
     return inner
-
-
-def _operations(item: PathItem) -> list[tuple[str, Operation]]:
-    methods = ("get", "put", "post", "delete", "patch")
-    return [(m, op) for m in methods if isinstance(op := getattr(item, m), Operation)]
 
 
 def _properties(schema: Schema) -> dict[str, Any]:

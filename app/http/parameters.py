@@ -14,8 +14,10 @@ settings (the page size cap, the key lifetime), so they must be objects, not str
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -26,13 +28,11 @@ from litestar.params import HeaderParameter, QueryParameter
 from app.db.orders import OrderFilter, Position
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.origin import Origin
-from app.domain.principal import Principal
 from app.domain.status import Status
-from app.http.cursor import decode_cursor, encode_cursor
 from app.http.security import principal_of
-from app.http.tracecontext import valid_traceparent, valid_tracestate
 from app.http.wire import InvalidParameter
-from app.telemetry import current_traceparent
+from app.services.cursor import ForgedCursor, decode_cursor, encode_cursor
+from app.telemetry import current_traceparent, valid_traceparent, valid_tracestate
 
 AnyRequest = Request[Any, Any, Any]
 DEFAULT_PAGE_SIZE = 20
@@ -45,16 +45,11 @@ class Listing:
     where: OrderFilter
     after: Position | None
     limit: int
-    principal: str  # who the cursors are signed for
-    cursor_secret: str
+    sign: Callable[[Position], str]  # a cursor only this caller can use
 
     def cursor(self, last: Position | None) -> str | None:
-        """Where the next page starts, as a cursor only this principal can use."""
-        return (
-            encode_cursor(last, secret=self.cursor_secret, principal=self.principal)
-            if last
-            else None
-        )
+        """Where the next page starts; None on the last page."""
+        return self.sign(last) if last else None
 
 
 def listing(max_page_size: int, cursor_secret: str) -> Provide:
@@ -87,10 +82,17 @@ def listing(max_page_size: int, cursor_secret: str) -> Provide:
         _strictly(request, moments=("created_from", "created_to"))
         if created_from and created_to and created_from > created_to:
             raise InvalidParameter([FieldError("created_to", "must not be before created_from")])
-        where = OrderFilter(customer_id, status, created_from, created_to)
-        principal = principal_of(request).key
-        after = decode_cursor(cursor, secret=cursor_secret, principal=principal) if cursor else None
-        return Listing(where, after, limit, principal, cursor_secret)
+        key = principal_of(request).key
+        try:
+            after = decode_cursor(cursor, secret=cursor_secret, principal=key) if cursor else None
+        except ForgedCursor as exc:
+            raise InvalidParameter(
+                [FieldError("cursor", "is not a cursor this API issued")]
+            ) from exc
+        sign = partial(encode_cursor, secret=cursor_secret, principal=key)
+        return Listing(
+            OrderFilter(customer_id, status, created_from, created_to), after, limit, sign
+        )
 
     return Provide(provide, sync_to_thread=False)
 
@@ -194,11 +196,7 @@ def origin(
     )
 
 
-def principal(request: AnyRequest) -> Principal:
-    return principal_of(request)
-
-
 DEPENDENCIES = {
     "origin": Provide(origin, sync_to_thread=False),
-    "principal": Provide(principal, sync_to_thread=False),
+    "principal": Provide(principal_of, sync_to_thread=False),
 }

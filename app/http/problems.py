@@ -1,5 +1,5 @@
 """RFC 9457 problem details: the one table from exceptions to HTTP responses, served by
-Litestar's problem-details plugin (every exception goes through `to_problem`)."""
+Litestar's problem-details plugin (every exception goes through `ProblemError`)."""
 
 from __future__ import annotations
 
@@ -98,26 +98,18 @@ HTTP_KINDS: dict[int, Kind] = {
 }
 INTERNAL = Kind(500, "internal-error", "Internal server error")
 # Every kind by its slug, for the OpenAPI document; ours win over the framework's.
-KINDS: dict[str, Kind] = {
-    kind.slug: kind
-    for kind in [*HTTP_KINDS.values(), INVALID_PARAMETER, *(kind for _, kind in ERRORS)]
-}
+KINDS = {kind.slug: kind for kind in [*HTTP_KINDS.values(), *(kind for _, kind in ERRORS)]}
 
 
 class ProblemError(ProblemDetailsException):
-    """An exception as the problem it is; the request fills in where and which."""
+    """The one map: any exception as the problem it is (its text only for those we raise);
+    the request fills in where and which."""
 
     def __init__(self, exc: Exception) -> None:
-        kind, detail, errors = _classify(exc)
+        self.kind, detail, self.errors = _classify(exc)
         super().__init__(
-            detail=detail,
-            status_code=kind.status,
-            headers=_headers(kind, exc),
-            type_=kind.type,
-            title=kind.title,
+            detail=detail, status_code=self.kind.status, headers=_headers(self.kind, exc)
         )
-        self.kind = kind
-        self.errors = errors
         self.error = exc
 
     def to_response(self, request: Request[Any, Any, Any]) -> JsonResponse[Any]:
@@ -139,11 +131,6 @@ class ProblemError(ProblemDetailsException):
         return JsonResponse(
             problem, status_code=problem.status, media_type=MEDIA_TYPE, headers=self.headers
         )
-
-
-def to_problem(exc: Exception) -> ProblemError:
-    """The one map: any exception as a problem (its text only for those we raise)."""
-    return ProblemError(exc)
 
 
 def _headers(kind: Kind, exc: Exception) -> dict[str, str]:
@@ -201,5 +188,5 @@ def _field_problem(item: dict[str, Any]) -> FieldProblem:
 
 
 PROBLEM_DETAILS = ProblemDetailsPlugin(
-    ProblemDetailsConfig(exception_to_problem_detail_map={Exception: to_problem})
+    ProblemDetailsConfig(exception_to_problem_detail_map={Exception: ProblemError})
 )

@@ -72,8 +72,9 @@ def authentication(verifier: Verifier | None) -> DefineMiddleware:
     return DefineMiddleware(BearerAuthentication, verifier=verifier, exclude=PUBLIC)
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    user = connection.scope.get("user")
+def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller (`request` by name: Litestar hands it to a dependency so called)."""
+    user = request.scope.get("user")
     assert isinstance(user, Principal)  # the middleware runs on every non-public route
     return user
 

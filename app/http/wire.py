@@ -10,6 +10,8 @@ for a Decimal, so money fields get one more check: they must be JSON numbers.
 A name given twice in one object is refused too: parsers disagree on which one
 wins, and an order must mean the same thing to everyone who reads it. Nesting is
 bounded (MAX_DEPTH) by a flat scan before any parser, recursive or not, sees the body.
+Litestar's default path would decode JSON to Python objects first (numbers become
+floats) and convert afterwards: `StrictBody` makes it use this decoder instead.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from uuid import UUID
 
 import msgspec
 from litestar import Response
+from litestar.dto import MsgspecDTO
+from litestar.openapi.spec import Reference, Schema
 from litestar.serialization import default_serializer
 from litestar.types import Serializer
+from litestar.typing import FieldDefinition
 
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.order import NO_NUL, Order, OrderRequest, Transition
-from app.events.codec import encoder
+from app.events.codec import encoder, json_depth
 
 T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class MalformedJson(Exception):
@@ -93,17 +99,6 @@ _NAMED_FIELD = re.compile(r"^Object (missing required|contains unknown) field `(
 
 # An order is 3 levels deep (order, items, item); nothing we accept comes near this.
 MAX_DEPTH = 16
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
-
-
-def check_depth(body: bytes) -> None:
-    """Refuse nesting deeper than MAX_DEPTH, counting brackets outside strings, in one pass."""
-    depth = 0
-    for found in _BRACKET.finditer(_STRING.sub(b'""', body)):
-        depth += 1 if found[0] in b"[{" else -1
-        if depth > MAX_DEPTH:
-            raise MalformedJson(f"the body is nested more than {MAX_DEPTH} levels deep")
 
 
 def decode(body: bytes, type_: type[T]) -> T:
@@ -116,7 +111,8 @@ def decode(body: bytes, type_: type[T]) -> T:
 
 def _decode(body: bytes, type_: type[T]) -> tuple[T, object]:
     """The typed value, and the document as written (for what types cannot say)."""
-    check_depth(body)
+    if json_depth(body) > MAX_DEPTH:
+        raise MalformedJson(f"the body is nested more than {MAX_DEPTH} levels deep")
     try:
         value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
@@ -223,3 +219,20 @@ class JsonResponse(Response[T]):
         if isinstance(content, bytes | str) or not is_json(media_type):
             return super().render(content, media_type, enc_hook)
         return encoder.encode(content)
+
+
+class StrictBody(MsgspecDTO[S]):
+    """A body decoded once, by `decode`, and documented as its plain type."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode(value, self.model_type)
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: Any, handler_id: str, schema_creator: Any
+    ) -> Reference | Schema:
+        """The body's own type, not a DTO's copy of it (nor `X | null` for an optional one)."""
+        result: Reference | Schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
+        return result

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from app.db.orders import Position
-from app.http.cursor import decode_cursor, encode_cursor
-from app.http.tracecontext import valid_traceparent, valid_tracestate
-from app.http.wire import InvalidParameter
+from app.services.cursor import ForgedCursor, decode_cursor, encode_cursor
+from app.telemetry import valid_traceparent, valid_tracestate
 
 SECRET = "x" * 32
 HERE = Position(datetime(2026, 1, 1, tzinfo=UTC), uuid.uuid4())
@@ -27,7 +26,7 @@ def test_a_cursor_round_trips_for_its_caller() -> None:
 )
 def test_a_cursor_for_another_key_or_caller_is_refused(secret: str, principal: str) -> None:
     cursor = encode_cursor(HERE, secret=SECRET, principal="sub:a")
-    with pytest.raises(InvalidParameter):
+    with pytest.raises(ForgedCursor):
         decode_cursor(cursor, secret=secret, principal=principal)
 
 
@@ -37,7 +36,7 @@ def test_an_altered_cursor_is_refused() -> None:
     later = encode_cursor(Position(datetime(2030, 1, 1, tzinfo=UTC), HERE.id), secret="z" * 32,
                           principal="sub:a").split(".")[0]  # fmt: skip
     for bad in (f"{later}.{mac}", f"{payload}.", payload, "", "...", "%%%.%%%", "a" * 200):
-        with pytest.raises(InvalidParameter):
+        with pytest.raises(ForgedCursor):
             decode_cursor(bad, secret=SECRET, principal="sub:a")
 
 

@@ -18,7 +18,7 @@ from app.domain.errors import (
     OrderNotFound,
     Unavailable,
 )
-from app.http.problems import MEDIA_TYPE, FieldProblem, _classify, to_problem
+from app.http.problems import MEDIA_TYPE, FieldProblem, ProblemError, _classify
 from app.http.wire import MalformedJson
 
 
@@ -96,7 +96,7 @@ def request(path: str = "/api/v1/orders") -> Request[Any, Any, Any]:
 
 def test_problem_response_is_problem_json_naming_the_request() -> None:
     error = InvalidInput([FieldError("email", "must be a valid email address")])
-    response = to_problem(error).to_response(request())
+    response = ProblemError(error).to_response(request())
     assert response.status_code == 422
     assert response.media_type == MEDIA_TYPE
     assert json.loads(response.render(response.content, MEDIA_TYPE)) == {
@@ -111,6 +111,6 @@ def test_problem_response_is_problem_json_naming_the_request() -> None:
 
 
 def test_unavailable_response_says_when_to_retry() -> None:
-    response = to_problem(Unavailable("the database is unavailable")).to_response(request())
+    response = ProblemError(Unavailable("the database is unavailable")).to_response(request())
     assert response.status_code == 503
     assert response.headers.get("Retry-After") == "2"

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.domain.order import OrderRequest, check_new_order
 from app.domain.origin import Origin
 from app.domain.principal import Principal, Scope
-from app.http.body import StrictBody
 from app.http.openapi import REPLAYED, problems, success
 from app.http.parameters import Listing
 from app.http.security import secured
@@ -31,6 +30,7 @@ from app.http.wire import (
     OrderEnvelope,
     OrderHistory,
     OrderPage,
+    StrictBody,
     UnsupportedMediaType,
     is_json,
 )

@@ -2,8 +2,8 @@
 
 A cursor is `<payload>.<mac>`, both URL-safe base64: the MAC is HMAC-SHA256 under
 CURSOR_SECRET over the principal it was issued to and the payload, so a cursor
-that was altered, forged, or issued to someone else is refused (400) before its
-payload is even decoded.
+that was altered, forged, or issued to someone else is refused (ForgedCursor) before
+its payload is even decoded.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import hmac
 import msgspec
 
 from app.db.orders import Position
-from app.domain.errors import FieldError
-from app.http.wire import InvalidParameter
 
 MAC_BYTES = 16  # 128 bits: forging one is out of reach, and the cursor stays short
+
+
+class ForgedCursor(ValueError):
+    """Not a cursor issued to this principal under this secret."""
 
 
 def encode_cursor(position: Position, *, secret: str, principal: str) -> str:
@@ -34,7 +36,7 @@ def decode_cursor(cursor: str, *, secret: str, principal: str) -> Position:
             raise ValueError("wrong MAC")
         return msgspec.json.decode(_unb64(payload), type=Position)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidParameter([FieldError("cursor", "is not a cursor this API issued")]) from exc
+        raise ForgedCursor("not a cursor issued to this principal") from exc
 
 
 def _mac(secret: str, principal: str, payload: str) -> bytes:

@@ -16,6 +16,7 @@ from types import FrameType
 
 from bench import plot, report, stack, tools
 from bench.api_load import Tools
+from bench.arguments import fraction, numbers, positive
 from bench.capacity import Plan
 from bench.results import Results
 from bench.run import Settings, run
@@ -25,65 +26,35 @@ RESULTS = Path(__file__).with_name("results")
 NOISE_CORES = 0.2  # other processes' average use during a phase, above which we warn
 
 
-def _positive(text: str) -> int:
-    """A count or a rate: a whole number ≥ 1 (0 keys or 0 s would divide by zero later)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _numbers(text: str) -> tuple[int, ...]:
-    """A comma-separated list of positive whole numbers, at least one."""
-    values = tuple(_positive(part.strip()) for part in text.split(",") if part.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("expected numbers separated by commas")
-    return values
-
-
-def _fraction(text: str) -> float:
-    """A share of capacity: more than 0, at most 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {value}")
-    return value
-
-
 def _search_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
     add = parser.add_argument
     add(
         "--start-rate",
-        type=_positive,
+        type=positive,
         default=defaults.search.start,
         help="orders/s of the capacity search's first step (default %(default)s)",
     )
     add(
         "--step-seconds",
-        type=_positive,
+        type=positive,
         default=defaults.step_seconds,
         help="length of each step of the capacity search (default %(default)s)",
     )
     add(
         "--max-steps",
-        type=_positive,
+        type=positive,
         default=defaults.search.max_steps,
         help="at most this many steps in the capacity search (default %(default)s)",
     )
     add(
         "--cpu-fraction",
-        type=_fraction,
+        type=fraction,
         default=defaults.cpu_fraction,
         help="CPU per order is measured at this fraction of capacity (default %(default)s)",
     )
     add(
         "--cpu-seconds",
-        type=_positive,
+        type=positive,
         default=defaults.cpu_seconds,
         help="length of that run (default %(default)s)",
     )
@@ -93,25 +64,25 @@ def _load_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None
     add = parser.add_argument
     add(
         "--concurrency",
-        type=_numbers,
+        type=numbers,
         default=defaults.concurrency,
         help="closed-loop clients, comma-separated (default 8,32,64)",
     )
     add(
         "--seconds",
-        type=_positive,
+        type=positive,
         default=defaults.seconds,
         help="length of each closed-loop and pgbench run (default %(default)s)",
     )
     add(
         "--drain-rows",
-        type=_positive,
+        type=positive,
         default=defaults.drain_rows,
         help="outbox backlog the relay drains at each key count (default %(default)s)",
     )
     add(
         "--keys",
-        type=_numbers,
+        type=numbers,
         default=defaults.key_counts,
         help="key counts the backlog is spread over, one drain each (default 10000,1000,100,1)",
     )

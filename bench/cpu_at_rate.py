@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from bench import api_load, cpu, end_to_end, stack, tools
-from bench.__main__ import _positive
 from bench.api_load import Tools
+from bench.arguments import positive
 from bench.run import Run, Settings
 from bench.ui import console, phase
 
@@ -26,9 +26,9 @@ SETTLE_SECONDS = 60.0
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cpu_at_rate", description=__doc__)
     add = parser.add_argument
-    add("--rate", type=_positive, default=40, help="orders/s (default %(default)s)")
-    add("--seconds", type=_positive, default=20, help="each pass (default %(default)s)")
-    add("--passes", type=_positive, default=3, help="(default %(default)s)")
+    add("--rate", type=positive, default=40, help="orders/s (default %(default)s)")
+    add("--seconds", type=positive, default=20, help="each pass (default %(default)s)")
+    add("--passes", type=positive, default=3, help="(default %(default)s)")
     args = parser.parse_args(argv)
     with stack.running() as system:
         run = Run(system, Settings(), Tools(wrk="", vegeta=tools.vegeta(console)), pgbench="")

@@ -128,22 +128,29 @@ def _place() -> Select[Any]:
 
 
 def _change() -> Select[Any]:
-    """The order's new status and version, and the change's history entry."""
+    """A status change in one statement: the order's new state (only if it is still at the
+    version it was locked at), its history entry, and the event announcing it."""
     changed = (
         orders.update()
         .where(orders.c.id == bindparam("order_id"))
-        .values(status=bindparam("new_status"), version=orders.c.version + 1)
-        .returning(*_STATE_COLUMNS)
+        .where(orders.c.version == bindparam("locked_version"))
+        .values(
+            status=bindparam("new_status"),
+            version=bindparam("new_version"),
+            updated_at=bindparam("new_updated_at"),
+        )
+        .returning(orders.c.id)
         .cte("changed")
     )
     entry = _entry_of(
         changed.c.id,
-        changed.c.version,
-        changed.c.status,
-        changed.c.updated_at,
+        bindparam("new_version", type_=orders.c.version.type),
+        bindparam("new_status", type_=Text),
+        bindparam("new_updated_at", type_=orders.c.updated_at.type),
         bindparam("h_from", type_=Text),
     )
-    return select(changed).add_cte(entry.cte("entry"))
+    event = outbox_rows.insert_message("e_")
+    return select(changed.c.id).add_cte(entry.cte("entry"), event.cte("announced"))
 
 
 # Built once: a statement object's compiled form and cache key are reused on every call.
@@ -227,17 +234,27 @@ def locked_order(row: RowMapping) -> LockedOrder:
 
 
 async def set_status(
-    conn: AsyncConnection, current: OrderState, status: Status, by: Attribution
-) -> OrderState:
-    """Move the order (whose row this transaction has locked, so `current` is what is
-    stored) to `status`, bump its version (the per-order event sequence) and record it."""
+    conn: AsyncConnection,
+    current: OrderState,
+    changed: OrderState,
+    by: Attribution,
+    announced: OutboxMessage,
+) -> None:
+    """Store `changed` (`app.domain.order.moved` from `current`, whose row this transaction
+    has locked), its history entry and the event `announced`, as one statement."""
     values = {
         "order_id": current.id,
-        "new_status": status.value,
+        "locked_version": current.version,
+        "new_status": changed.status.value,
+        "new_version": changed.version,
+        "new_updated_at": changed.updated_at,
         "h_from": current.status.value,
         **_attributed(by),
+        **outbox_rows.bound(announced, "e_"),
     }
-    return _state((await conn.execute(_CHANGE, values)).one()._mapping)
+    if (await conn.execute(_CHANGE, values)).first() is None:
+        # Under the row lock nothing else can have moved it: a caller that did not lock.
+        raise RuntimeError(f"order {current.id} is not at version {current.version}")
 
 
 async def _items_of(conn: AsyncConnection, order_ids: Sequence[UUID]) -> dict[UUID, list[Item]]:

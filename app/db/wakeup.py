@@ -33,6 +33,7 @@ import time
 from abc import ABC, abstractmethod
 
 import psycopg
+from psycopg.pq.abc import PGconn
 
 from app.config import DatabaseSettings
 from app.db.engine import connect
@@ -133,7 +134,8 @@ class Wakeup(_Background):
             return True
         self._rung.clear()
         try:
-            await asyncio.wait_for(self._rung.wait(), timeout)
+            async with asyncio.timeout(timeout):  # in this task: wait_for would start another
+                await self._rung.wait()
         except TimeoutError:
             return False
         return True
@@ -162,11 +164,42 @@ class Wakeup(_Background):
                 await asyncio.sleep(RETRY_AFTER)
 
     async def _listen(self, conn: GuardedConnection[object]) -> None:
+        conn.add_notify_handler(lambda _: self._ring())  # those that come with an answer
         conn.activity = f"LISTEN {CHANNEL}"
         await conn.execute(f"LISTEN {CHANNEL}")
         self._ring()  # rings were missed while we were away: look now
         while True:
-            async for _ in conn.notifies(timeout=self._check_every):
-                self._ring()
+            await self._hear(conn.pgconn, self._check_every)
             conn.activity = "SELECT 1 (is the LISTEN connection alive?)"
             await conn.execute("SELECT 1")
+
+    async def _hear(self, pgconn: PGconn, seconds: float) -> None:
+        """Ring for the notifications that arrive in the next `seconds`, read by the event
+        loop straight from the idle connection's socket.
+
+        A relay hears about two notifications per order; psycopg's `notifies()` spent
+        about 145 µs of CPU on each (a future, a timer and two epoll changes per wait),
+        this about a tenth of it. Raises psycopg.OperationalError if the connection breaks.
+        """
+        loop = asyncio.get_running_loop()
+        broken: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+            except psycopg.OperationalError as exc:
+                if not broken.done():
+                    broken.set_exception(exc)
+                return
+            heard = False
+            while pgconn.notifies() is not None:
+                heard = True
+            if heard:
+                self._ring()
+
+        loop.add_reader(pgconn.socket, readable)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(broken, seconds)
+        finally:
+            loop.remove_reader(pgconn.socket)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -174,6 +174,22 @@ class OrderState(msgspec.Struct, frozen=True):
     status: Status
     version: int
     updated_at: datetime
+
+
+# PostgreSQL keeps microseconds: the smallest step an order's `updated_at` can take.
+TICK = timedelta(microseconds=1)
+
+
+def moved(current: OrderState, target: Status, at: datetime) -> OrderState:
+    """`current` moved to `target`: its next version, last updated `at` — or a tick after
+    its last update, if this clock is behind the one that made it (an order's times never
+    go back, and every change of it has a time of its own)."""
+    return msgspec.structs.replace(
+        current,
+        status=target,
+        version=current.version + 1,
+        updated_at=max(at, current.updated_at + TICK),
+    )
 
 
 class Attribution(msgspec.Struct, frozen=True):

@@ -12,12 +12,12 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import orders, outbox
+from app.db import orders
 from app.db.engine import after_commit
 from app.db.wakeup import OutboxBell
 from app.domain.errors import OrderNotFound
 from app.domain.events import Event, EventType, order_created, status_changed
-from app.domain.order import Attribution, NewOrder, Order, OrderState, placed
+from app.domain.order import Attribution, NewOrder, Order, OrderState, moved, placed
 from app.domain.origin import Origin
 from app.domain.status import Status, check_transition
 from app.events.cloudevents import to_outbox
@@ -43,10 +43,6 @@ class Emitter:
         """Wake the relays once what `conn` is writing has committed."""
         if self.bell is not None:
             after_commit(conn, self.bell.ring)
-
-    async def emit(self, conn: AsyncConnection, event: Event, origin: Origin) -> None:
-        await outbox.enqueue(conn, self.message(event, origin))
-        self.ring_after(conn)
 
 
 async def create_order(
@@ -100,12 +96,13 @@ async def transition_locked(
 ) -> OrderState:
     """`apply_transition` for an order whose row this transaction has locked already
     (`orders.lock_order…`), so `current` is what is stored; IllegalTransition if refused."""
-    order_id = current.id
     check_transition(current.status, target)
+    changed = moved(current, target, datetime.now(UTC))
+    announced = emitter.message(status_changed(uuid4(), changed, current.status, reason), origin)
     by = _attribution(origin, emitter, reason)
-    changed = await orders.set_status(conn, current, target, by)
-    await emitter.emit(conn, status_changed(uuid4(), changed, current.status, reason), origin)
-    fields = {"order_id": str(order_id), "from": current.status.value, "to": target.value}
+    await orders.set_status(conn, current, changed, by, announced)
+    emitter.ring_after(conn)
+    fields = {"order_id": str(current.id), "from": current.status.value, "to": target.value}
     after_commit(conn, partial(log.info, "order status changed", extra=fields))
     return changed
 

@@ -102,6 +102,28 @@ def test_removing_the_last_item_is_refused(sql: Connection) -> None:
     assert refused.value.diag.constraint_name == "orders_have_items"
 
 
+def test_updated_at_is_the_writers_if_set_now_if_not_and_never_goes_back(
+    sql: Connection,
+) -> None:
+    with sql.transaction():
+        order_id = insert_order(sql, total="10.00")
+        insert_item(sql, order_id, 0, "10.00", 1)
+
+    def updated_at() -> object:
+        return sql.execute("SELECT updated_at FROM orders WHERE id = %s", (order_id,)).fetchone()
+
+    later = "2999-01-01T00:00:00.000001Z"
+    sql.execute("UPDATE orders SET version = 2, updated_at = %s WHERE id = %s", (later, order_id))
+    (kept,) = sql.execute("SELECT %s::timestamptz", (later,)).fetchone() or (None,)
+    assert updated_at() == (kept,), "a time the writer sets is kept"
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        sql.execute("UPDATE orders SET updated_at = updated_at - interval '1 microsecond'")
+    assert refused.value.diag.constraint_name == "orders_updated_at_forward"
+    sql.execute("UPDATE orders SET version = 3 WHERE id = %s", (order_id,))
+    (stamped,) = updated_at() or (None,)
+    assert stamped != kept, "an UPDATE that sets no time gets the database's now()"
+
+
 def test_deleting_an_order_takes_its_items(sql: Connection) -> None:
     with sql.transaction():
         order_id = insert_order(sql, total="10.00")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -79,6 +80,14 @@ async def test_transition_updates_status_version_history_and_emits(engine: Async
         assert types == ["order.created", "order.confirmed"]
         versions = (await conn.execute(select(order_status_history.c.version))).scalars().all()
         assert sorted(versions) == [1, 2]
+        # One time for the change: the row's, its history entry's and its event's.
+        stored = (await conn.execute(select(orders.c.updated_at))).scalar_one()
+        entry = select(order_status_history.c.changed_at).where(order_status_history.c.version == 2)
+        changed_at = (await conn.execute(entry)).scalar_one()
+        payload = select(outbox.c.payload).where(outbox.c.event_type == "order.confirmed")
+        data = (await conn.execute(payload)).scalar_one()
+    assert stored == changed_at == state.updated_at > order.updated_at
+    assert datetime.fromisoformat(data["occurred_at"]) == state.updated_at
 
 
 async def test_illegal_transition_writes_nothing(engine: AsyncEngine) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 import pytest
@@ -13,7 +13,15 @@ from app.domain import examples
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.events import order_created
 from app.domain.money import MAX_PRICE, has_cents_at_most, line_total
-from app.domain.order import NewItem, NewOrder, OrderRequest, check_new_order
+from app.domain.order import (
+    TICK,
+    NewItem,
+    NewOrder,
+    OrderRequest,
+    OrderState,
+    check_new_order,
+    moved,
+)
 from app.domain.status import Status
 
 PRODUCT = UUID("456e7890-e89b-12d3-a456-426614174001")
@@ -139,3 +147,18 @@ def test_order_created_is_the_order_as_committed() -> None:
     expected = {name: value for name, value in fields.items() if name not in ("id", "updated_at")}
     assert msgspec.structs.asdict(data) == {"order_id": order.id, **expected}
     assert order.status is Status.PENDING and order.total_amount == Decimal("149.97")
+
+
+def test_a_moved_order_takes_the_next_version_and_the_writers_time() -> None:
+    current = OrderState(uuid4(), uuid4(), Status.PENDING, 1, datetime(2026, 1, 1, tzinfo=UTC))
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    assert moved(current, Status.CONFIRMED, at) == OrderState(
+        current.id, current.customer_id, Status.CONFIRMED, 2, at
+    )
+
+
+def test_a_clock_behind_the_last_writer_still_moves_the_time_forward() -> None:
+    last = datetime(2026, 1, 2, tzinfo=UTC)
+    current = OrderState(uuid4(), uuid4(), Status.CONFIRMED, 2, last)
+    for behind in (last, last - timedelta(hours=1)):
+        assert moved(current, Status.SHIPPED, behind).updated_at == last + TICK

@@ -81,3 +81,28 @@ async def test_the_relays_half_hears_the_writers_half(database_url: str) -> None
     finally:
         await bell.close()
         await wakeup.close()
+
+
+async def test_a_listener_whose_connection_is_killed_listens_again(database_url: str) -> None:
+    settings = DatabaseSettings(
+        url=sqlalchemy_url(database_url), pool_size=1, connect_timeout=5, statement_timeout=10
+    )
+    # Its liveness check is far off: it is the socket closing that must be noticed.
+    wakeup, bell = Wakeup(settings, "test", check_every=60), OutboxBell(database_url)
+    try:
+        assert await wakeup.wait(10, after=-math.inf)  # listening
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            killed = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'test-listen'"
+            )
+            assert await killed.fetchall() == [(True,)]
+        looked = time.monotonic()
+        # Back: a new LISTEN rings (rows may have come while it was away)…
+        assert await wakeup.wait(20, after=looked)
+        looked = time.monotonic()
+        bell.ring()
+        assert await wakeup.wait(10, after=looked)  # …and it hears the writers again
+    finally:
+        await bell.close()
+        await wakeup.close()

@@ -48,23 +48,28 @@ def gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
-def test_services_die_with_a_sigkilled_orchestrator() -> None:
+def orchestrator(script: str) -> tuple[subprocess.Popen[str], int]:
+    """`script` run as an orchestrator, and the PID of the child it says it started."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT],
+        [sys.executable, "-c", script],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         text=True,
     )
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
+    with parent.stdout:
+        return parent, int(parent.stdout.readline())
+
+
+def test_services_die_with_a_sigkilled_orchestrator() -> None:
+    parent, child = orchestrator(PARENT)
     try:
         assert not gone(child), "the child should be running while its parent is"
         parent.kill()  # SIGKILL: no cleanup code of the orchestrator runs
         parent.wait(10)
-        wait_for(lambda: gone(child), timeout=10, interval=0.1, what="the orphan to exit")
+        wait_for(partial(gone, child), timeout=10, interval=0.1, what="the orphan to exit")
     finally:
-        parent.stdout.close()
         if not gone(child):
             os.kill(child, signal.SIGKILL)
 
@@ -73,16 +78,7 @@ def test_a_child_whose_orchestrator_dies_as_it_starts_does_not_outlive_it() -> N
     """Before the fix about one start in ten lost this race and left the child running."""
     orphans = []
     for _ in range(RACES):
-        parent = subprocess.Popen(
-            [sys.executable, "-c", DIES_AT_ONCE],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert parent.stdout is not None
-        with parent.stdout:
-            child = int(parent.stdout.readline())
+        parent, child = orchestrator(DIES_AT_ONCE)
         parent.wait(10)
         try:
             wait_for(partial(gone, child), timeout=10, interval=0.05, what="the orphan to exit")

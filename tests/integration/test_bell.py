@@ -106,3 +106,23 @@ async def test_a_listener_whose_connection_is_killed_listens_again(database_url:
     finally:
         await bell.close()
         await wakeup.close()
+
+
+async def test_a_bell_whose_connection_is_killed_rings_again(
+    database_url: str, listener: psycopg.AsyncConnection[object]
+) -> None:
+    bell = OutboxBell(database_url, application_name="test")
+    try:
+        bell.ring()
+        assert await notified(listener, within=10)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            killed = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'test-bell'"
+            )
+            assert await killed.fetchall() == [(True,)]
+        bell.ring()  # finds its connection dead: says so, reconnects after a moment
+        bell.ring()
+        assert await notified(listener, within=10)
+    finally:
+        await bell.close()

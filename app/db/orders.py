@@ -254,6 +254,7 @@ async def set_status(
     }
     if (await conn.execute(_CHANGE, values)).first() is None:
         # Under the row lock nothing else can have moved it: a caller that did not lock.
+        # Raising rolls back the caller's transaction, the event written with it included.
         raise RuntimeError(f"order {current.id} is not at version {current.version}")
 
 

@@ -48,14 +48,6 @@ def bound(message: OutboxMessage, prefix: str) -> dict[str, object]:
     return {f"{prefix}{name}": value for name, value in row.items()}
 
 
-_ENQUEUE = insert_message("m_")
-
-
-async def enqueue(conn: AsyncConnection, message: OutboxMessage) -> None:
-    """Add `message` to the outbox, inside the caller's transaction."""
-    await conn.execute(_ENQUEUE, bound(message, "m_"))
-
-
 # One statement: the oldest claimable rows, locked (skipping rows another session
 # holds). Rows behind a parked row of the same key wait with it, so a key's order
 # survives a poison event; so do rows of keys whose previous batch is still on its

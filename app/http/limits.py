@@ -38,6 +38,7 @@ from app.config import EdgeSettings
 from app.domain.principal import Principal
 
 PROBES = "^/health/"  # never limited: a probe must not be starved by its own schedule
+_PROBE = re.compile(PROBES)
 
 
 class RequestTimeout(HTTPException):
@@ -88,7 +89,7 @@ class InFlightLimit(ASGIMiddleware):
 
     def should_bypass_for_scope(self, scope: Scope) -> bool:
         # Not exclude_path_pattern: Litestar 2 warns it will match the handler's own path.
-        return re.match(PROBES, scope["path"]) is not None
+        return _PROBE.match(scope["path"]) is not None
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         key = caller(scope["litestar_app"].request_class(scope))

@@ -5,16 +5,21 @@ allow-list (RS256, ES256, EdDSA: never `none`, never HMAC) and fits the key it
 names; the signature verifies; `iss` and `aud` are ours; `exp` is in the future
 and `nbf`/`iat` are not, each within AUTH_LEEWAY_SECONDS; `sub` is there. Anything
 else is InvalidToken, with a reason fit to show the caller (never the token).
+A token that passed is remembered (app.auth.cache), so that its next use skips the
+signature check but still answers to the clock and the key source.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from uuid import UUID
 
 import jwt
 from jwt.exceptions import PyJWTError
 
+from app.auth.cache import VERIFIED_TOKENS, VerifiedToken, VerifiedTokens
 from app.auth.keys import JwksKeys, KeySource, PemKey
 from app.config import AuthSettings
 from app.domain.errors import InvalidToken
@@ -27,17 +32,44 @@ REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
 
 class Verifier:
-    def __init__(self, settings: AuthSettings, keys: KeySource) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        keys: KeySource,
+        *,
+        capacity: int = VERIFIED_TOKENS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         assert settings.issuer is not None and settings.audience is not None  # require_auth
         self._issuer, self._audience = settings.issuer, settings.audience
         self._algorithms, self._leeway = settings.algorithms, settings.leeway
         self._customer_claim = settings.customer_claim
         self._keys = keys
+        self.verified = VerifiedTokens(settings.leeway, capacity=capacity, clock=clock)
 
     async def principal(self, token: str) -> Principal:
-        """The principal a token speaks for, or InvalidToken saying why not."""
+        """The principal a token speaks for, or InvalidToken saying why not.
+
+        A token seen before skips the signature check, not the outside world: its key
+        must still be the one the key source gives, and its times must still hold.
+        """
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("the token is too large")
+        known = self.verified.get(token)
+        if known is None:
+            return await self._verify(token)
+        try:
+            key = await self._keys.key_for(known.kid, known.alg)
+        except InvalidToken:
+            self.verified.forget(token)  # the key is gone: this entry can never hit again
+            raise
+        if key is not known.key:  # the key source changed (a JWKS refetch): start afresh
+            self.verified.forget(token)
+            return await self._verify(token)
+        return self.verified.recheck(token, known)
+
+    async def _verify(self, token: str) -> Principal:
+        """The full check, remembering the token only if it passes."""
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError as exc:
@@ -45,8 +77,8 @@ class Verifier:
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise InvalidToken(f"tokens signed with {alg!r} are not accepted")
-        kid = header.get("kid")
-        key = await self._keys.key_for(kid if isinstance(kid, str) else None, alg)
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        key = await self._keys.key_for(kid, alg)
         try:
             claims = jwt.decode(
                 token,
@@ -67,7 +99,9 @@ class Verifier:
             raise InvalidToken("the token is from another issuer") from exc
         except PyJWTError as exc:
             raise InvalidToken(f"the token is not valid: {exc}") from exc
-        return self._principal(claims)
+        principal = self._principal(claims)
+        self.verified.remember(token, VerifiedToken.of(principal, kid, alg, key, claims))
+        return principal
 
     def _principal(self, claims: dict[str, object]) -> Principal:
         subject = claims["sub"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import jwt
@@ -17,7 +18,7 @@ from app.auth.keys import JwksKeys, PemKey, published_keys
 from app.auth.tokens import Verifier, scopes_of
 from app.config import AuthSettings, ConfigError
 from app.domain.errors import InvalidToken
-from app.domain.principal import Scope
+from app.domain.principal import Principal, Scope
 from scripts.stack.tokens import AUDIENCE, ISSUER, SEED_CUSTOMER, SigningKey
 from tests.support.tokens import hostile_tokens
 
@@ -77,6 +78,7 @@ async def test_hostile_tokens_are_refused(key: SigningKey, verifier: Verifier, n
     value = hostile_tokens(key)[name][1].removeprefix("Bearer").strip()
     with pytest.raises(InvalidToken):
         await verifier.principal(value)
+    assert len(verifier.verified) == 0  # a refused token is never remembered
 
 
 @pytest.mark.parametrize(
@@ -254,6 +256,201 @@ def test_starting_without_a_way_to_check_tokens_is_one_line() -> None:
         config.load({"AUTH_ALGORITHMS": "RS256,HS256"}, env_file=None)
     with pytest.raises(ConfigError, match="at least 32"):
         config.load({"CURSOR_SECRET": "short"}, env_file=None)
+
+
+# --- verified tokens, remembered -------------------------------------------------------
+
+
+class Clock:
+    """One instant for the cache and for PyJWT's own checks, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Also PyJWT's clock (jwt/api_jwt.py reads `datetime.now(tz=timezone.utc)`), so that an
+    uncached check at the test's instant is the oracle a cached one is compared with."""
+    clock = Clock()
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Frozen:
+            return cls.fromtimestamp(clock.now, tz)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Frozen)
+    return clock
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature was checked (jwt.decode), in order."""
+    seen: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        seen.append(token)
+        return decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return seen
+
+
+@pytest.fixture
+def pem_keys(key: SigningKey, tmp_path: Path) -> PemKey:
+    return PemKey(pem(key.private, tmp_path / "k.pem"), SETTINGS.algorithms)
+
+
+async def verdict(verifier: Verifier, token: str) -> Principal | str:
+    """The principal, or the refusal's message: what a caller could tell apart."""
+    try:
+        return await verifier.principal(token)
+    except InvalidToken as exc:
+        return str(exc)
+
+
+async def test_a_repeat_token_skips_the_signature_check(
+    key: SigningKey, pem_keys: PemKey, decodes: list[str]
+) -> None:
+    verifier = Verifier(SETTINGS, pem_keys)
+    token = key.customer()
+    first = await verifier.principal(token)
+    for _ in range(3):
+        assert await verifier.principal(token) is first
+    assert decodes == [token] and len(verifier.verified) == 1
+
+
+# Token: iat t0, nbf t0+10, exp t0+60, remembered at t0; leeway 30. PyJWT: expired when
+# exp <= now - leeway, not yet valid when nbf or iat > now + leeway.
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (-45.0, "the token is not valid yet"),  # the wall clock stepped back
+        (-20.5, "the token is not valid yet"),
+        (-20.0, SEED_CUSTOMER),  # nbf == now + leeway: valid
+        (89.5, SEED_CUSTOMER),
+        (90.0, "the token has expired"),  # exp == now - leeway: expired
+        (3600.0, "the token has expired"),
+    ],
+)
+async def test_a_hit_is_judged_as_an_uncached_check_at_the_same_instant(
+    key: SigningKey,
+    pem_keys: PemKey,
+    clock: Clock,
+    decodes: list[str],
+    offset: float,
+    expected: str,
+) -> None:
+    t0 = int(clock.now)
+    token = key.customer(iat=t0, nbf=t0 + 10, exp=t0 + 60)
+    cached = Verifier(SETTINGS, pem_keys, clock=clock)
+    uncached = Verifier(SETTINGS, pem_keys, capacity=0)
+    await cached.principal(token)
+    clock.now = t0 + offset
+    found = await verdict(cached, token)
+    assert decodes == [token]  # answered from the cache
+    assert found == await verdict(uncached, token)
+    assert (found.subject if isinstance(found, Principal) else found) == expected
+    assert len(cached.verified) == (0 if "expired" in expected else 1)  # expired: dropped
+
+
+async def test_a_token_valid_from_later_is_accepted_once_that_time_comes(
+    key: SigningKey, pem_keys: PemKey, clock: Clock, decodes: list[str]
+) -> None:
+    t0 = int(clock.now)
+    verifier = Verifier(SETTINGS, pem_keys, clock=clock)
+    token = key.customer(nbf=t0 + 100, exp=t0 + 600)
+    with pytest.raises(InvalidToken, match=r"^the token is not valid yet$"):
+        await verifier.principal(token)
+    assert len(verifier.verified) == 0
+    clock.now = t0 + 70  # nbf == now + leeway
+    assert (await verifier.principal(token)).subject == SEED_CUSTOMER
+    clock.now = t0 + 80
+    assert (await verifier.principal(token)).subject == SEED_CUSTOMER
+    assert decodes == [token, token]  # refused, verified; then one hit
+
+
+@pytest.fixture
+def rotating(issuer: FakeIssuer) -> JwksKeys:
+    return JwksKeys(
+        "https://issuer.test/jwks", cache_seconds=300, fetch=issuer.fetch, clock=lambda: issuer.now
+    )
+
+
+async def test_a_key_rotated_out_fails_a_remembered_token_as_uncached(
+    issuer: FakeIssuer, rotating: JwksKeys
+) -> None:
+    verifier, uncached = Verifier(SETTINGS, rotating), Verifier(SETTINGS, rotating, capacity=0)
+    token = issuer.keys[0].customer()
+    await verifier.principal(token)
+    issuer.keys = [SigningKey.generate()]  # the old key is withdrawn
+    issuer.now += 301  # the JWKS is stale: the next key_for fetches it again
+    found = await verdict(verifier, token)
+    assert found == "the token's key is not one the issuer publishes"
+    assert found == await verdict(uncached, token)
+    assert len(verifier.verified) == 0
+
+
+async def test_a_jwks_refetch_that_keeps_the_key_verifies_once_more(
+    issuer: FakeIssuer, rotating: JwksKeys, decodes: list[str]
+) -> None:
+    """A refetch makes new key objects: the remembered one is not trusted, but checked again."""
+    verifier = Verifier(SETTINGS, rotating)
+    token = issuer.keys[0].customer()
+    await verifier.principal(token)
+    issuer.now += 301
+    for _ in range(3):
+        assert (await verifier.principal(token)).subject == SEED_CUSTOMER
+    assert decodes == [token, token] and issuer.fetches == 2
+
+
+async def test_the_cache_holds_at_most_its_capacity_least_recently_used_first(
+    key: SigningKey, pem_keys: PemKey, decodes: list[str]
+) -> None:
+    verifier = Verifier(SETTINGS, pem_keys, capacity=8)
+    tokens = [key.customer() for _ in range(40)]  # distinct: each has its own jti
+    for token in tokens[:8]:
+        await verifier.principal(token)
+    await verifier.principal(tokens[0])  # used again: now the most recent
+    await verifier.principal(tokens[8])  # one too many: the least recently used goes
+    decodes.clear()
+    await verifier.principal(tokens[0])
+    await verifier.principal(tokens[1])
+    assert decodes == [tokens[1]]  # tokens[0] was still there, tokens[1] verified afresh
+    for token in tokens[9:]:
+        await verifier.principal(token)
+        assert len(verifier.verified) == 8
+
+
+def _one_character_off(token: str, segment: int) -> str:
+    """The token with one character in the middle of a segment changed (every bit of a
+    middle character is data, so the decoded bytes differ)."""
+    parts = token.split(".")
+    middle = len(parts[segment]) // 2
+    old = parts[segment][middle]
+    parts[segment] = (
+        parts[segment][:middle] + ("A" if old != "A" else "B") + parts[segment][middle + 1 :]
+    )
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize("segment", [0, 1, 2], ids=["header", "payload", "signature"])
+async def test_a_token_one_character_off_a_remembered_one_is_checked_afresh(
+    key: SigningKey, pem_keys: PemKey, decodes: list[str], segment: int
+) -> None:
+    verifier = Verifier(SETTINGS, pem_keys)
+    token = key.customer()
+    await verifier.principal(token)
+    forged = _one_character_off(token, segment)
+    assert forged != token and len(forged) == len(token)
+    with pytest.raises(InvalidToken):
+        await verifier.principal(forged)
+    assert len(verifier.verified) == 1
+    assert (await verifier.principal(token)).subject == SEED_CUSTOMER
 
 
 def test_scopes_are_the_documented_names() -> None:

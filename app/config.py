@@ -145,8 +145,8 @@ class RelaySettings(msgspec.Struct, frozen=True):
     retention: timedelta
     metrics_port: int
     # Liveness and fencing (issue 12): a relay that stops renewing loses its shards after
-    # lease_ttl seconds; with fencing, each shard is published through a transactional
-    # producer `<transactional_id_prefix>.shard-NN` that the shard's next owner fences.
+    # lease_ttl seconds; with fencing, a relay publishes through a transactional producer
+    # `<transactional_id_prefix>.relay-<id>` that whoever takes its expired leases fences.
     lease_ttl: float = 10.0
     fencing: bool = True
     transactional_id_prefix: str = "orders-relay"

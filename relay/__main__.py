@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import uuid
 
 from app import config
 from app.db.engine import create_engine
@@ -23,15 +24,19 @@ async def serve(settings: config.Settings, stop: asyncio.Event) -> int:
     client_id = f"orders-relay-{socket.gethostname()}-{os.getpid()}"
     client = config.kafka_client_config(settings.kafka)
     producer = producer_config(client, client_id)
+    relay_id = uuid.uuid4()  # its leases' owner and its transactional producer's name
     publisher: Publisher = (
         TransactionalPublisher(
-            producer, settings.relay.transactional_id_prefix, timeout=settings.relay.kafka_timeout
+            producer,
+            settings.relay.transactional_id_prefix,
+            relay_id,
+            timeout=settings.relay.kafka_timeout,
         )
         if settings.relay.fencing
         else KafkaPublisher(producer)
     )
     engine = create_engine(settings.database, application_name="orders-relay")
-    relay = Relay(engine, publisher, Wakeup(settings.database), settings.relay, stop)
+    relay = Relay(engine, publisher, Wakeup(settings.database), settings.relay, stop, relay_id)
     try:
         await relay.run()
     except FatalPublishError as exc:

@@ -8,7 +8,8 @@ making progress (paused, hung, cut off from the database) stops renewing, and af
 Locally, a relay trusts its leases only until `ttl` after it *sent* its last renewal,
 less a margin: past that, `shards` is empty and nothing more is claimed until a
 renewal succeeds. What it had already handed to Kafka by then is fenced by the
-next owner (relay/publisher.py): each lease taken carries a new epoch.
+next owner: a lease taken after it expired names the relay it expired on, whose Kafka
+producer the taker fences before publishing the shard (relay/transactional.py).
 A relay only changes its shards between batches, so two relays never publish a
 key at once through the database; fencing covers the relay that was frozen mid-batch.
 """
@@ -35,10 +36,12 @@ MARGIN = 0.1  # of ttl: we stop claiming this long before our lease could be tak
 
 
 class Change(msgspec.Struct, frozen=True):
-    """What a rebalance changed: leases taken (shard -> epoch) and shards no longer ours."""
+    """What a rebalance changed: leases taken (shard -> epoch) and shards no longer ours;
+    `previous`: for a shard taken after its lease expired, the relay it expired on."""
 
     gained: dict[int, int]
     lost: frozenset[int]
+    previous: dict[int, UUID] = msgspec.field(default_factory=dict)
 
 
 class ShardLeases:
@@ -92,10 +95,17 @@ class ShardLeases:
         for shard in surplus:
             del self.owned[shard]
         lost.update(surplus)
-        gained = await leases.take(
+        taken = await leases.take(
             self._conn, self._id, self._search_order(membership), share - len(self.owned), self._ttl
         )
+        gained = {shard: lease.epoch for shard, lease in taken.items()}
         self.owned.update(gained)
+        # Our own expired lease taken back: we are between batches, with nothing to fence.
+        previous = {
+            shard: lease.previous
+            for shard, lease in taken.items()
+            if lease.previous is not None and lease.previous != self._id
+        }
         gained.update({shard: epoch for shard, epoch in kept.items() if shard in self.owned})
         if gained or lost:
             log.info(
@@ -107,7 +117,7 @@ class ShardLeases:
                     "lost": sorted(lost),
                 },
             )
-        return Change(gained, frozenset(lost))
+        return Change(gained, frozenset(lost), previous)
 
     def drop(self, shards: Iterable[int]) -> None:
         """Forget shards we learnt are no longer ours (our producer for them was fenced)."""

@@ -42,7 +42,6 @@ from relay import metrics
 from relay.housekeeping import Housekeeping
 from relay.leases import Change, ShardLeases
 from relay.publisher import Delivery, FatalPublishError, Publisher, Sending
-from relay.sweep import Sweep
 
 log = logging.getLogger("relay")
 
@@ -72,23 +71,18 @@ class InFlight:
     claimed: list[ClaimedMessage]
     sending: Sending
     started: float
-    partial: bool  # its claim may have left rows: it stopped at its limit or read some shards
+    partial: bool  # its claim may have left rows: it stopped at its limit
 
     @property
     def keys(self) -> list[str]:
         return list({message.key for message in self.sending.messages})
 
-    @property
-    def shards(self) -> frozenset[int]:
-        return frozenset(row.shard for row in self.claimed)
-
 
 @dataclass(frozen=True)
 class Busy:
-    """Keys (and shards) of the batch in flight, which the next claim leaves out."""
+    """Keys of the batch in flight, which the next claim leaves out."""
 
     keys: Sequence[str] = ()
-    shards: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -106,18 +100,16 @@ class Relay:
         wakeup: Waking,
         settings: RelaySettings,
         stop: asyncio.Event,
+        relay_id: UUID | None = None,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
         self._wakeup = wakeup
         self._settings = settings
         self._stop = stop
-        # One identity for the process's life: after a reconnection, leases not yet
-        # expired are renewed, not taken anew.
-        self._id = uuid.uuid4()
-        # Sweeping saves transactions; a publisher without per-shard ones has none to save,
-        # and its batches would only get smaller (measured: 20,000 -> 15,000 events/s unfenced).
-        self._sweep = Sweep(enabled=publisher.transactions_per_shard)
+        # One identity for the process's life (its publisher's too): after a reconnection,
+        # leases not yet expired are renewed, not taken anew.
+        self._id = relay_id or uuid.uuid4()
         self._name = f"{socket.gethostname()}-{os.getpid()}"
         # When a claim last read every row of every shard we hold (time.monotonic()): what
         # was committed before it is claimed, so only a wake-up after it means new rows.
@@ -167,18 +159,17 @@ class Relay:
     async def _rebalance(self, leases: ShardLeases) -> None:
         change = await leases.rebalance()
         self._looked_at = -math.inf  # shards gained come with rows no claim has read
-        if change.gained or change.lost:
-            # Before anything of a gained shard is claimed: its producer fences the last owner's.
-            await self._publisher.assign(change)
-            metrics.SHARDS_LOST.inc(len(change.lost))
+        # Before anything of a gained shard is claimed, its last owner is fenced; and a
+        # fenced producer is opened again only here, right after a renewal.
+        await self._publisher.assign(change)
+        metrics.SHARDS_LOST.inc(len(change.lost))
         metrics.SHARDS.set(len(leases.owned))
 
     async def _pump(self, conn: AsyncConnection, leases: ShardLeases) -> None:
         """Claim and send batch N+1 while Kafka acknowledges batch N, then settle N.
 
         Keys of the batch in flight are left out of the next claim, so a key never has
-        two batches on their way at once, and a refused event still holds back its key;
-        with per-shard transactions, so are its shards (one transaction per producer).
+        two batches on their way at once, and a refused event still holds back its key.
         """
         in_flight: InFlight | None = None
         next_rebalance = 0.0
@@ -209,41 +200,31 @@ class Relay:
                 elif sending is None and not left_rows:
                     # Wait for rows committed after the last full look; a wake-up that
                     # came meanwhile (its rows perhaps left out of a claim for the keys
-                    # in flight) returns at once. After a partial batch (a backlog, swept
-                    # shard by shard, or of few keys whose rows the claim made while it
-                    # was in flight left out) the claim is tried again at once.
+                    # in flight) returns at once. After a partial batch (a backlog, or one
+                    # of few keys whose rows the claim made while it was in flight left
+                    # out) the claim is tried again at once.
                     await self._idle()
         finally:
             await self.land(conn, in_flight, leases)
 
     def _busy(self, in_flight: InFlight | None) -> Busy:
-        """What the next claim leaves out while `in_flight` is on its way: its keys, and
-        with per-shard transactions its shards (a shard's producer has one open at a time)."""
-        if in_flight is None:
-            return Busy()
-        shards = in_flight.shards if self._publisher.transactions_per_shard else frozenset()
-        return Busy(in_flight.keys, shards)
+        """What the next claim leaves out while `in_flight` is on its way: its keys."""
+        return Busy() if in_flight is None else Busy(in_flight.keys)
 
     async def claim_and_send(
         self, conn: AsyncConnection, leases: ShardLeases, busy: Busy
     ) -> InFlight | None:
         """Claim a batch of the shards `leases` hold (leaving out what is `busy`) and hand
         it to the publisher; None if there was nothing to claim."""
-        shards = [shard for shard in leases.shards if shard not in busy.shards]
+        shards = leases.shards
         if not shards:
             return None
         started = time.perf_counter()
         limit = self._settings.batch_size
-        batch: list[ClaimedMessage] = []
-        for _ in range(len(shards) + 1):  # a sweep passes over shards with nothing left
-            chosen = self._sweep.next_shards(shards)
-            looking = time.monotonic()
-            batch = await outbox.claim_batch(conn, chosen, limit, busy.keys, owner=leases.relay_id)
-            self._sweep.claimed(chosen, len(batch), limit)
-            if batch or len(chosen) == len(shards):
-                break
-        partial = len(batch) >= limit or len(chosen) < len(shards)
-        if not (partial or busy.keys or busy.shards):
+        looking = time.monotonic()
+        batch = await outbox.claim_batch(conn, shards, limit, busy.keys, owner=leases.relay_id)
+        partial = len(batch) >= limit
+        if not (partial or busy.keys):
             self._looked_at = looking  # every row of every shard we hold, as of `looking`
         if not batch:
             return None

@@ -49,8 +49,9 @@ class Sending(msgspec.Struct):
     messages: list[OutboxMessage]
     expected: int = 0  # how many will get a Delivery (refused keys hold back the rest)
     results: dict[UUID, Delivery] = msgspec.field(default_factory=dict)
-    fenced: set[int] = msgspec.field(default_factory=set)  # shards another relay owns now
-    # Per-shard transactions' commits, started by `send`; `wait` awaits them.
+    # Shards we may no longer publish: another relay took one and fenced our producer.
+    fenced: set[int] = msgspec.field(default_factory=set)
+    # The transaction's commit, started by `send`; `wait` awaits it.
     commits: list[asyncio.Future[None]] = msgspec.field(default_factory=list)
 
     @property
@@ -62,10 +63,6 @@ class Sending(msgspec.Struct):
 
 
 class Publisher(Protocol):
-    # True: each shard goes out through a producer with one transaction open at a time, so
-    # the relay leaves the shards of the batch in flight out of its next claim.
-    transactions_per_shard: bool
-
     async def send(self, batch: Batch) -> Sending:
         """Start publishing, each key in order; return at once, before Kafka acknowledges."""
         ...
@@ -79,7 +76,8 @@ class Publisher(Protocol):
         ...
 
     async def assign(self, change: Change) -> None:
-        """Shards gained (with their lease's epoch) and lost; called between batches only."""
+        """Shards gained (with their lease's epoch and, if it had expired, its previous
+        owner) and lost; called between batches only, right after a lease renewal."""
         ...
 
     def close(self, timeout: float) -> None: ...
@@ -103,8 +101,6 @@ def producer_config(client: Mapping[str, str], client_id: str) -> dict[str, Any]
 
 
 class KafkaPublisher:
-    transactions_per_shard = False
-
     def __init__(self, config: dict[str, Any], *, wait_step: float = 0.1) -> None:
         self._fatal: KafkaError | None = None
         self._producer = Producer({**config, "error_cb": self._on_error})

@@ -25,8 +25,6 @@ LEASE_SECONDS = 60.0  # far longer than one batch takes
 class InMemoryPublisher:
     """Keeps what it was given; can be told to refuse messages (`refuse[id] = Delivery`)."""
 
-    transactions_per_shard = False
-
     def __init__(self) -> None:
         self.sent: list[OutboxMessage] = []
         self.refuse: dict[UUID, Delivery] = {}

@@ -3,9 +3,10 @@
 A relay is a member while it renews its `relay_members` row; it owns a shard while
 it renews that shard's `relay_leases` row. Both carry `expires_at` on the database's
 clock, so no two relays need agree on time. A lease that has expired may be taken by
-any relay, and taking it bumps its `epoch`: the fencing token the relay hands to its
-publisher, whose transactional producer for the shard is initialised anew for each
-epoch (which fences the previous owner's producer in Kafka).
+any relay, and taking it bumps its `epoch`; the taker learns whose lease it was, so that
+its publisher can fence that relay's transactional producer in Kafka (relay/transactional.py)
+before publishing the shard. A lease handed back (`release`, `leave`) has no owner left:
+there is nothing to fence.
 
 Invariant: at any moment at most one relay holds an unexpired lease on a shard (the
 UPDATEs below take a lease only if it is free or expired, row-locked).
@@ -22,6 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Epochs = Mapping[int, int]  # shard -> epoch of our lease on it
+
+
+class Taken(msgspec.Struct, frozen=True):
+    """A lease just taken: its new epoch, and the relay whose expired lease it was
+    (None: it was free, handed back between that relay's batches)."""
+
+    epoch: int
+    previous: UUID | None
 
 
 class Membership(msgspec.Struct, frozen=True):
@@ -57,7 +66,7 @@ _RENEW = text("""
 _TAKE = text("""
     UPDATE relay_leases l
        SET owner = :id, epoch = l.epoch + 1, expires_at = clock_timestamp() + :ttl
-      FROM (SELECT shard FROM relay_leases
+      FROM (SELECT shard, owner FROM relay_leases
              WHERE shard = ANY(:shards)
                AND (owner IS NULL OR expires_at <= clock_timestamp())
              ORDER BY array_position(CAST(:shards AS integer[]), shard)
@@ -65,7 +74,7 @@ _TAKE = text("""
                FOR UPDATE SKIP LOCKED) free
      WHERE l.shard = free.shard
        AND (l.owner IS NULL OR l.expires_at <= clock_timestamp())
-    RETURNING l.shard, l.epoch
+    RETURNING l.shard, l.epoch, free.owner AS previous
 """)
 
 _RELEASE = text("""
@@ -92,14 +101,14 @@ async def heartbeat(
 
 async def take(
     conn: AsyncConnection, relay_id: UUID, shards: Sequence[int], limit: int, ttl: timedelta
-) -> dict[int, int]:
-    """Take up to `limit` of `shards` whose leases are free or expired; return their epochs."""
+) -> dict[int, Taken]:
+    """Take up to `limit` of `shards` whose leases are free or expired."""
     if limit <= 0 or not shards:
         return {}
     result = await conn.execute(
         _TAKE, {"id": relay_id, "shards": list(shards), "limit": limit, "ttl": ttl}
     )
-    return {int(row.shard): int(row.epoch) for row in result}
+    return {int(row.shard): Taken(int(row.epoch), row.previous) for row in result}
 
 
 async def release(conn: AsyncConnection, relay_id: UUID, shards: Sequence[int]) -> None:

@@ -103,7 +103,8 @@ async def test_two_relays_share_the_shards_and_one_takes_all_when_the_other_leav
     await second.rebalance()  # joins: nothing free yet
     change = await first.rebalance()  # gives half away
     assert len(change.lost) == OUTBOX_SHARDS // 2
-    await second.rebalance()  # takes them
+    taken = await second.rebalance()  # takes them
+    assert taken.previous == {}  # handed back between batches: no one to fence
     assert len(first.owned) == len(second.owned) == OUTBOX_SHARDS // 2
     assert not first.owned.keys() & second.owned.keys()
     assert set(second.owned.values()) == {2}  # each taken again: a new epoch
@@ -130,10 +131,13 @@ async def test_a_relay_that_stops_renewing_loses_its_shards_after_the_ttl(
     now[0] = 0.95  # …and locally the frozen one stops trusting them before they expire.
     assert frozen.shards == []
     started = time.monotonic()
+    previous: dict[int, uuid.UUID] = {}
     while len(live.owned) < OUTBOX_SHARDS:
         assert time.monotonic() - started < 3.0, "the expired leases were not taken"
-        await live.rebalance()
+        previous.update((await live.rebalance()).previous)
         await asyncio.sleep(0.1)
+    # Each was taken after it expired: the live relay learns whose producer to fence.
+    assert previous == dict.fromkeys(range(OUTBOX_SHARDS), frozen.relay_id)
     assert time.monotonic() - started >= 0.5  # not before the ttl ran out
     assert all(live.owned[shard] == epoch + 1 for shard, epoch in epochs.items())
     # The database refuses the frozen relay's claims as well: its leases are gone.

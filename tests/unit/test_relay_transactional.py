@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 from relay.publisher import producer_config
 from relay.transactional import transactional_config, transactional_id
 
 
-def test_each_shard_has_its_own_transactional_id_under_the_granted_prefix() -> None:
-    ids = {transactional_id("orders-relay", shard) for shard in range(32)}
-    assert len(ids) == 32
-    assert transactional_id("orders-relay", 7) == "orders-relay.shard-07"
-    assert all(i.startswith("orders-relay.shard-") for i in ids)  # one prefixed ACL covers all
+def test_each_relay_has_its_own_transactional_id_under_the_granted_prefix() -> None:
+    relays = [uuid.uuid4() for _ in range(3)]
+    ids = {transactional_id("orders-relay", relay) for relay in relays}
+    assert len(ids) == 3
+    assert transactional_id("orders-relay", relays[0]) == f"orders-relay.relay-{relays[0]}"
+    assert all(i.startswith("orders-relay.") for i in ids)  # one prefixed ACL covers all
 
 
 def test_a_transaction_and_its_messages_are_bounded_by_the_kafka_timeout() -> None:

@@ -35,6 +35,7 @@ from app.http.problems import PROBLEM_DETAILS
 from app.http.security import SECURITY_COMPONENTS, authentication, warn_auth_disabled
 from app.http.telemetry import telemetry_middleware
 from app.http.wire import JsonResponse
+from app.services.desk import OrderDesk
 from app.services.idempotency import prune_expired_keys
 from app.services.orders import Emitter
 
@@ -58,14 +59,16 @@ class OrdersApp(Litestar):
 
 
 def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Open the engine and the outbox bell for the app's lifetime (in `app.state`), and
-    prune expired idempotency keys meanwhile."""
+    """Open the engine and the outbox bell for the app's lifetime and set up the order desk
+    (both in `app.state`), and prune expired idempotency keys meanwhile."""
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         engine = app.state.engine = create_engine(settings.database, application_name=NAME)
         bell = OutboxBell(libpq_url(settings.database.url), settings.database, NAME)
-        app.state.emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
+        emitter = Emitter(settings.kafka.source, settings.kafka.topic_for, bell)
+        http = settings.http
+        app.state.order_desk = OrderDesk(engine, emitter, http.idempotency_ttl, http.max_items)
         pruning = asyncio.create_task(prune_expired_keys(engine, every=PRUNE_KEYS_EVERY))
         try:
             yield
@@ -80,8 +83,9 @@ def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMan
 
 
 def dependencies(settings: Settings) -> dict[str, Provide]:
-    def value(constant: object) -> Provide:
-        return Provide(lambda: constant, use_cache=True, sync_to_thread=False)
+    """What handlers ask for. A write handler asks for one thing, its `Write` (the desk
+    and the request's facts), not for each: Litestar resolves several side by side in a
+    task group, on every request (app.http.parameters.Write)."""
 
     def opened(name: str) -> Provide:  # by the lifespan, kept in app.state
         def provide(state: State) -> Any:
@@ -91,10 +95,7 @@ def dependencies(settings: Settings) -> dict[str, Provide]:
 
     return {
         "engine": opened("engine"),
-        "emitter": opened("emitter"),
-        "max_items": value(settings.http.max_items),
-        "idempotency_ttl": value(settings.http.idempotency_ttl),
-        "idempotency": parameters.idempotency_key(settings.http.idempotency_ttl),
+        "keyed_write": parameters.keyed_write(settings.http.idempotency_ttl),
         "listing": parameters.listing(
             settings.http.max_page_size, settings.auth.cursor_secret or ""
         ),

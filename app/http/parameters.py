@@ -22,16 +22,19 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
 
 from app.db.orders import OrderFilter, Position
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.origin import Origin
+from app.domain.principal import Principal
 from app.domain.status import Status
 from app.http.security import principal_of
 from app.http.wire import InvalidParameter
 from app.services.cursor import ForgedCursor, decode_cursor, encode_cursor
+from app.services.desk import OrderDesk
 from app.telemetry import current_traceparent, valid_traceparent, valid_tracestate
 
 AnyRequest = Request[Any, Any, Any]
@@ -133,12 +136,52 @@ def explain(message: str) -> str:
     return message
 
 
-def idempotency_key(ttl: timedelta) -> Provide:
-    """The `Idempotency-Key` header of the create operation: its rule and lifetime."""
+@dataclass(frozen=True)
+class Write:
+    """A write request, as its handler needs it: the desk, who asks, where the write comes
+    from and (create only) the `Idempotency-Key`.
+
+    A write handler takes this one dependency, which takes the principal's: Litestar
+    resolves dependencies batch by batch, a batch of one directly but several in a task
+    group, a task each. With seven side by side a create spent about 645 µs of CPU in
+    resolving them; with these two, one after the other, about 110 µs (measured in process
+    on a loaded machine). The principal, resolved first, also keeps the document's order:
+    Litestar lists the app's X-Request-ID after the first dependency's parameters.
+    """
+
+    desk: OrderDesk
+    principal: Principal
+    origin: Origin
+    idempotency_key: str | None = None
+
+
+_TRACE = "W3C trace context: carried into the event this request causes"
+# Declared for the document; `origin` reads them as sent, where a repeated one is invalid.
+TraceParent = Annotated[str | None, HeaderParameter(name="traceparent", description=_TRACE)]
+TraceState = Annotated[str | None, HeaderParameter(name="tracestate", description=_TRACE)]
+
+
+def write(
+    request: AnyRequest,
+    state: State,
+    principal: NamedDependency[Principal],
+    traceparent: TraceParent = None,
+    tracestate: TraceState = None,
+) -> Write:
+    """The cancel operation's write: its caller and trace context."""
+    return Write(desk_of(state), principal, origin(request, principal))
+
+
+def keyed_write(ttl: timedelta) -> Provide:
+    """The create operation's write, with its `Idempotency-Key` header: its rule and lifetime."""
     hours = f"{ttl.total_seconds() / 3600:g}"
 
     def provide(
         request: AnyRequest,
+        state: State,
+        principal: NamedDependency[Principal],
+        traceparent: TraceParent = None,
+        tracestate: TraceState = None,
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -154,27 +197,22 @@ def idempotency_key(ttl: timedelta) -> Provide:
                 ),
             ),
         ] = None,
-    ) -> str | None:
+    ) -> Write:
         if len(request.headers.getall("idempotency-key", [])) > 1:
             raise InvalidInput([FieldError("Idempotency-Key", "send the header once")])
-        return idempotency_key
+        return Write(desk_of(state), principal, origin(request, principal), idempotency_key)
 
     return Provide(provide, sync_to_thread=False)
 
 
-_TRACE = "W3C trace context: carried into the event this request causes"
+def desk_of(state: State) -> OrderDesk:
+    """The desk the lifespan set up (typed: `app.state` is not)."""
+    desk = state.order_desk
+    assert isinstance(desk, OrderDesk)  # the lifespan puts it there before the first request
+    return desk
 
 
-def origin(
-    request: AnyRequest,
-    # Declared for the document; read below as sent, where a repeated one is invalid.
-    traceparent: Annotated[
-        str | None, HeaderParameter(name="traceparent", description=_TRACE)
-    ] = None,
-    tracestate: Annotated[
-        str | None, HeaderParameter(name="tracestate", description=_TRACE)
-    ] = None,
-) -> Origin:
+def origin(request: AnyRequest, principal: Principal) -> Origin:
     """Where a write comes from: the request, its caller and its trace context.
 
     With tracing on, the event continues the request's span; off, the caller's context,
@@ -192,11 +230,11 @@ def origin(
         correlation_id=request_id,
         traceparent=parent,
         tracestate=state if parent else None,
-        actor=principal_of(request).actor,
+        actor=principal.actor,
     )
 
 
 DEPENDENCIES = {
-    "origin": Provide(origin, sync_to_thread=False),
     "principal": Provide(principal_of, sync_to_thread=False),
+    "write": Provide(write, sync_to_thread=False),
 }

@@ -1,12 +1,13 @@
 """/api/v1/orders: create (idempotently), read, list, cancel, history.
 
-Handlers take typed parameters (app.http.parameters), call one use case
-(app.services.access) and return a typed value; the app's response class encodes it.
+Handlers take typed parameters (app.http.parameters), call one use case (a read in
+app.services.access, a write at the order desk, app.services.desk) and return a typed
+value; the app's response class encodes it. A write handler takes one dependency, its
+`Write`: Litestar would resolve several in a task group, a task each, on every request.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -15,11 +16,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.order import OrderRequest, check_new_order
-from app.domain.origin import Origin
+from app.domain.order import OrderRequest
 from app.domain.principal import Principal, Scope
 from app.http.openapi import REPLAYED, problems, success
-from app.http.parameters import Listing
+from app.http.parameters import Listing, Write
 from app.http.security import secured
 from app.http.wire import (
     CANCELLED,
@@ -35,7 +35,6 @@ from app.http.wire import (
     is_json,
 )
 from app.services import access
-from app.services.orders import Emitter
 
 # The problems an operation can answer, by what it does: any call with a token, a call
 # with a body, a call naming one order.
@@ -85,26 +84,11 @@ class OrderController(Controller):
         },
     )
     async def create(
-        self,
-        data: JSONBody[OrderRequest],
-        principal: NamedDependency[Principal],
-        origin: NamedDependency[Origin],
-        engine: NamedDependency[AsyncEngine],
-        emitter: NamedDependency[Emitter],
-        idempotency: NamedDependency[str | None],
-        idempotency_ttl: NamedDependency[timedelta],
-        max_items: NamedDependency[int],
+        self, data: JSONBody[OrderRequest], keyed_write: NamedDependency[Write]
     ) -> JsonResponse[OrderEnvelope]:
-        new = data.owned_by(principal.owner_of_new_order(data.customer_id))
-        check_new_order(new, max_items=max_items)
-        placed = await access.place(
-            engine,
-            principal,
-            new,
-            emitter=emitter,
-            origin=origin,
-            key=idempotency,
-            ttl=idempotency_ttl,
+        write = keyed_write  # a write with its Idempotency-Key, if one was sent
+        placed = await write.desk.place(
+            write.principal, data, origin=write.origin, key=write.idempotency_key
         )
         return JsonResponse(
             OrderEnvelope(placed.outcome, CREATED),
@@ -173,15 +157,12 @@ class OrderController(Controller):
     async def cancel(
         self,
         order_id: FromPath[UUID],
-        principal: NamedDependency[Principal],
-        origin: NamedDependency[Origin],
-        engine: NamedDependency[AsyncEngine],
-        emitter: NamedDependency[Emitter],
+        write: NamedDependency[Write],
         data: JSONBody[CancelRequest | None] = None,
     ) -> OrderEnvelope:
         reason = data.reason if data else None
-        order = await access.cancel(
-            engine, principal, order_id, emitter=emitter, origin=origin, reason=reason
+        order = await write.desk.cancel(
+            write.principal, order_id, origin=write.origin, reason=reason
         )
         return OrderEnvelope(order, CANCELLED)
 

@@ -71,7 +71,7 @@ class InFlight:
     claimed: list[ClaimedMessage]
     sending: Sending
     started: float
-    partial: bool  # its claim may have left rows: it stopped at its limit
+    partial: bool  # its claim may have left rows: it stopped at its limit or its window
 
     @property
     def keys(self) -> list[str]:
@@ -222,8 +222,8 @@ class Relay:
         started = time.perf_counter()
         limit = self._settings.batch_size
         looking = time.monotonic()
-        batch = await outbox.claim_batch(conn, shards, limit, busy.keys, owner=leases.relay_id)
-        partial = len(batch) >= limit
+        claim = await outbox.claim(conn, shards, limit, busy.keys, owner=leases.relay_id)
+        batch, partial = claim.messages, claim.more
         if not (partial or busy.keys):
             self._looked_at = looking  # every row of every shard we hold, as of `looking`
         if not batch:

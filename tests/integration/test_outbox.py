@@ -209,6 +209,31 @@ async def test_a_parked_row_holds_back_its_key_only(engine: AsyncEngine) -> None
         await conn.close()
 
 
+async def test_a_claim_beside_a_batch_in_flight_leaves_its_keys_out_and_reads_a_window(
+    engine: AsyncEngine,
+) -> None:
+    """Beside a batch in flight, rows of its keys wait; and only the oldest WINDOW_BATCHES
+    batches' worth of rows is read, so a backlog of busy keys costs a window, not a scan."""
+    limit = 2
+    window = outbox.WINDOW_BATCHES * limit
+    busy = [message("busy") for _ in range(window)]
+    free = [message("free-1"), message("free-2"), message("free-1")]
+    await enqueue(engine, *busy, *free)
+    conn = await autocommit(engine)
+    try:
+        behind = await outbox.claim(conn, ALL_SHARDS, limit, ["busy"])
+        assert behind.messages == [] and behind.more  # the window held only busy rows
+        await outbox.mark_published(conn, [m.id for m in busy[:2]])
+        beside = await outbox.claim(conn, ALL_SHARDS, limit, ["busy", "no-such-key"])
+        assert [c.message.id for c in beside.messages] == [free[0].id, free[1].id]
+        assert beside.more  # stopped at its limit
+        alone = await outbox.claim(conn, ALL_SHARDS, 100)
+        assert [c.message.id for c in alone.messages] == [m.id for m in busy[2:] + free]
+        assert not alone.more
+    finally:
+        await conn.close()
+
+
 async def test_pruning_deletes_only_old_published_rows(engine: AsyncEngine) -> None:
     await enqueue(engine, *[message(f"k{i}") for i in range(5)])
     conn = await autocommit(engine)

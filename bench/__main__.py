@@ -41,6 +41,12 @@ def _search_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> No
         help="length of each step of the capacity search (default %(default)s)",
     )
     add(
+        "--warm-up-seconds",
+        type=positive,
+        default=defaults.warm_up_seconds,
+        help="orders at half the first step's rate before the search (default %(default)s)",
+    )
+    add(
         "--max-steps",
         type=positive,
         default=defaults.search.max_steps,
@@ -115,6 +121,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             seconds=4,
             search=Plan(start=50, max_steps=5, resolution=0.25),
             step_seconds=4,
+            warm_up_seconds=3,
             cpu_seconds=6,
             drain_rows=10_000,
             key_counts=args.keys,
@@ -127,6 +134,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         seconds=args.seconds,
         search=Plan(start=args.start_rate, max_steps=args.max_steps),
         step_seconds=args.step_seconds,
+        warm_up_seconds=args.warm_up_seconds,
         cpu_fraction=args.cpu_fraction,
         cpu_seconds=args.cpu_seconds,
         drain_rows=args.drain_rows,

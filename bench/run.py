@@ -50,6 +50,10 @@ class Settings:
     seconds: int = 10  # each closed-loop and pgbench run
     search: Plan = field(default_factory=Plan)
     step_seconds: int = 10  # each open-loop step of the capacity search
+    # Before the search, orders at half its first rate: Kafka's JIT needs a few thousand
+    # orders to warm (CPU per order fell ~2x over the first 90 s), and a first step judged
+    # on a cold broker failed where a warm one held.
+    warm_up_seconds: int = 60
     cpu_fraction: float = 0.8  # CPU per order is measured at this fraction of capacity (see docs)
     cpu_seconds: int = 20
     drain_rows: int = 100_000
@@ -176,7 +180,9 @@ class Run:
         self.stack.start("relay")
         self.stack.start("consumer")
         with self.stack.sql() as conn:
-            api_load.open_loop(self.load, self.stack.api, 20, 3, "warm-up", self.work)
+            rate, seconds = max(20, plan.start // 2), self.settings.warm_up_seconds
+            console.log(f"warming up: {rate} orders/s for {seconds}s (not measured)")
+            api_load.open_loop(self.load, self.stack.api, rate, seconds, "warm-up", self.work)
             if not end_to_end.wait_settled(conn, "warm-up", timeout=60):
                 raise RuntimeError("the pipeline did not confirm the warm-up orders in 60 s")
             self.out.capacity = self._search(conn)
@@ -344,6 +350,7 @@ class Run:
                 "max_steps": s.search.max_steps,
             },
             "step_seconds": s.step_seconds,
+            "warm_up_seconds": s.warm_up_seconds,
             "cpu_fraction": s.cpu_fraction,
             "cpu_seconds": s.cpu_seconds,
             "drain_rows": s.drain_rows,

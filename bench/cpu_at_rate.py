@@ -4,9 +4,10 @@
 `make bench` does (authentication, SASL, a login per process), runs the API, relay and
 consumer, offers `rate` orders a second (vegeta, open loop) for `seconds`, `passes` times,
 and after each pass, once every order has left `pending`, prints each process's CPU
-milliseconds per order. Kafka's JIT is still warming in the first passes: compare the
-last. About a minute and a half, where `make bench` takes five; its figures are per order
-at a fixed rate, not the headline's (which come from `make bench` alone).
+milliseconds per order and the pass's end-to-end p50 and p99 (commit → consumer's
+change). Kafka's JIT is still warming in the first passes: compare the last. About a
+minute and a half, where `make bench` takes five; its figures are per order at a fixed
+rate, not the headline's (which come from `make bench` alone).
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def main(argv: list[str]) -> int:
                         label, run.out.used[label], result.ok, run.out.elapsed[label]
                     )
                     each = ", ".join(f"{role} {ms:.2f}" for role, ms in found.ms_per_unit.items())
-                    console.print(f"{label}: CPU ms per order {found.total_ms:.2f} ({each})")
+                    flow, _ = end_to_end.measure(conn, f"p{number}", args.rate, args.seconds)
+                    console.print(
+                        f"{label}: CPU ms per order {found.total_ms:.2f} ({each}); "
+                        f"end to end p50 {flow.p50_ms} ms, p99 {flow.p99_ms} ms"
+                    )
         finally:
             run.sampler.stop()
     return 0

@@ -1,10 +1,11 @@
 """The relay loop: claim a batch, publish it, mark what Kafka acknowledged, repeat.
 
-A batch is claimed, published and settled before the next is claimed, so at
-any moment at most one batch per relay is in flight, and shard hand-overs
-(between batches) never split a key across two relays. Leases are renewed
-between batches too (relay/leases.py): a relay stuck anywhere in this loop stops
-renewing and loses its shards; its publisher is fenced by their next owner.
+While Kafka takes batch N, batch N+1 is claimed (leaving N's keys out) and sent; then
+N is marked. So at most two batches of a relay are on their way, never two of one key, and
+shards change hands only with nothing in flight, so a hand-over never splits a key across
+two relays. Leases are renewed between batches too (relay/leases.py): a relay stuck
+anywhere in this loop stops renewing and loses its shards; its producer is fenced by the
+relay that takes them.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from app.events.message import OutboxMessage
 from relay.leases import Change
-from relay.publisher import TOPIC_CACHE_SECONDS, Batch, Delivery, Sending, send
+from relay.publisher import TOPIC_CACHE_SECONDS, Batch, Delivery, Sending, flatten, send
 
 log = logging.getLogger("relay.publisher")
 
@@ -148,7 +148,7 @@ class TransactionalPublisher:
         if owner is not None and owner.fate.fatal is not None:
             self._lost(owner, fenced=owner.fenced)
             owner = None
-        sending = Sending([message for messages in batch.values() for message in messages])
+        sending = Sending(flatten(batch))
         publishable: list[OutboxMessage] = []
         for shard, messages in batch.items():
             why = self._why_not(shard, owner)

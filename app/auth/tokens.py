@@ -77,7 +77,8 @@ class Verifier:
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise InvalidToken(f"tokens signed with {alg!r} are not accepted")
-        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        named = header.get("kid")
+        kid = named if isinstance(named, str) else None
         key = await self._keys.key_for(kid, alg)
         try:
             claims = jwt.decode(

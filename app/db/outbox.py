@@ -29,7 +29,7 @@ class ClaimedMessage(msgspec.Struct, frozen=True):
     seq: int  # the key's position in commit order
     created_at: datetime
     attempts: int  # failed publish attempts so far
-    shard: int  # the outbox shard: which lease (and which producer) it goes out under
+    shard: int  # the outbox shard: which lease it goes out under
 
 
 def insert_message(prefix: str) -> Insert:

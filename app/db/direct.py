@@ -3,8 +3,11 @@
 SQLAlchemy's async execution costs 100-150 µs of CPU a statement over psycopg's own (a
 greenlet hop, an execution context, a result proxy; measured: `SELECT 1` 150-210 against
 51-85 µs, the relay's claim 490 against 230 µs). Statements that run for every batch go
-through here; the rest stays with SQLAlchemy. A statement here is plain SQL with psycopg's
-`%(name)s` placeholders and values psycopg adapts itself (no SQLAlchemy type processing).
+through here; the rest stays with SQLAlchemy. A statement here is either plain SQL with
+psycopg's `%(name)s` placeholders and values psycopg adapts itself, or a SQLAlchemy Core
+statement wrapped in `Compiled`: compiled once per dialect, its values put through the
+same bind processors SQLAlchemy would apply, so psycopg receives exactly what an
+`AsyncConnection.execute` of it would have sent.
 
 Invariant: a caller sees what SQLAlchemy would have given it. A driver error comes out as
 SQLAlchemy's `DBAPIError` (what `app.db.errors.translate` reads; parameters hidden), and a
@@ -13,37 +16,109 @@ connection psycopg found broken is invalidated, so the pool never hands it out a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.db.guard import GuardedConnection
 
 
+@dataclass(frozen=True)
+class _Form:
+    """A statement as one dialect renders it, and how its values are made ready."""
+
+    sql: str
+    compiled: SQLCompiler
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def parameters(self, values: Mapping[str, object]) -> MutableMapping[str, Any]:
+        """Every bind's value (those fixed in the statement included), processed."""
+        params = self.compiled.construct_params(dict(values))
+        for name, process in self.processors:
+            params[name] = process(params[name])
+        return params
+
+
+class Compiled:
+    """A Core statement to send through psycopg: compiled on first use for the engine's
+    dialect (the JSON serializer and bind casts are the dialect's), then reused."""
+
+    __slots__ = ("_forms", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._forms: dict[Dialect, _Form] = {}
+
+    def form(self, dialect: Dialect) -> _Form:
+        known = self._forms.get(dialect)
+        if known is None:
+            compiled = self.statement.compile(dialect=dialect)
+            if not isinstance(compiled, SQLCompiler) or compiled.positional:
+                raise TypeError("a DML or SELECT statement with named parameters is needed")
+            escaped = compiled.escaped_bind_names  # the names `construct_params` gives
+            processors = tuple(
+                (escaped.get(name, name), process)
+                for bind, name in compiled.bind_names.items()
+                if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))
+            )
+            known = self._forms[dialect] = _Form(compiled.string, compiled, processors)
+        return known
+
+
 async def fetch_one(
-    conn: AsyncConnection, sql: str, params: Mapping[str, object]
+    conn: AsyncConnection, sql: str | Compiled, params: Mapping[str, object]
 ) -> tuple[Any, ...] | None:
     """The first row `sql` returns (None if none)."""
-    driver = await _driver(conn)
-    driver.activity = sql  # named in the log line of a slow wait, as the engine's hook does
+    driver, text, values = await _prepared(conn, sql, params)
     try:
-        cursor = await driver.execute(sql, params)
+        cursor = await driver.execute(text, values)
         row: tuple[Any, ...] | None = await cursor.fetchone()
         return row
     except psycopg.Error as exc:
-        raise await _wrapped(conn, driver, sql, exc) from exc
+        raise await _wrapped(conn, driver, text, exc) from exc
 
 
-async def execute(conn: AsyncConnection, sql: str, params: Mapping[str, object]) -> None:
-    driver = await _driver(conn)
-    driver.activity = sql
+async def fetch_mapping(
+    conn: AsyncConnection, sql: Compiled, params: Mapping[str, object]
+) -> dict[str, Any] | None:
+    """The first row `sql` returns as column name -> value (None if none)."""
+    driver, text, values = await _prepared(conn, sql, params)
     try:
-        await driver.execute(sql, params)
+        cursor = await driver.execute(text, values)
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        names = [column.name for column in cursor.description or ()]
+        return dict(zip(names, row, strict=True))
     except psycopg.Error as exc:
-        raise await _wrapped(conn, driver, sql, exc) from exc
+        raise await _wrapped(conn, driver, text, exc) from exc
+
+
+async def execute(conn: AsyncConnection, sql: str | Compiled, params: Mapping[str, object]) -> None:
+    driver, text, values = await _prepared(conn, sql, params)
+    try:
+        await driver.execute(text, values)
+    except psycopg.Error as exc:
+        raise await _wrapped(conn, driver, text, exc) from exc
+
+
+async def _prepared(
+    conn: AsyncConnection, sql: str | Compiled, params: Mapping[str, object]
+) -> tuple[GuardedConnection[Any], str, Mapping[str, object]]:
+    """The driver connection, the SQL text and the values to send it."""
+    driver = await _driver(conn)
+    if isinstance(sql, Compiled):
+        form = sql.form(conn.dialect)
+        sql, params = form.sql, form.parameters(params)
+    driver.activity = sql  # named in the log line of a slow wait, as the engine's hook does
+    return driver, sql, params
 
 
 async def _driver(conn: AsyncConnection) -> GuardedConnection[Any]:

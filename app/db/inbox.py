@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Select
 
+from app.db import direct
 from app.db.orders import LOCK_ORDER, LockedOrder, locked_order
 from app.db.tables import processed_events
 
@@ -59,9 +60,10 @@ def _claim_and_lock() -> Select[Any]:
     return select(fresh, locked).select_from(anchor.outerjoin(locked, true()))
 
 
-_CLAIM = _insert_receipt()
-_CLAIM_AND_LOCK = _claim_and_lock()
-_SETTLE = (
+# Run for every event: sent through psycopg itself (`app.db.direct`).
+_CLAIM = direct.Compiled(_insert_receipt())
+_CLAIM_AND_LOCK = direct.Compiled(_claim_and_lock())
+_SETTLE = direct.Compiled(
     update(processed_events)
     .where(processed_events.c.source == bindparam("b_source"))
     .where(processed_events.c.event_id == bindparam("b_event_id"))
@@ -85,7 +87,7 @@ async def claim(
     the event ends up not applied, `settle` records the real outcome.
     """
     values = _bound(_receipt_row(receipt, order_id, outcome, detail))
-    return (await conn.execute(_CLAIM, values)).first() is not None
+    return await direct.fetch_one(conn, _CLAIM, values) is not None
 
 
 def _bound(row: dict[str, object]) -> dict[str, object]:
@@ -117,14 +119,17 @@ async def claim_and_lock(
     (None: no such order). A concurrent duplicate waits on the receipt's key, as with
     `claim`, and then finds it taken."""
     values = {**_bound(_receipt_row(receipt, order_id, "applied", None)), "order_id": order_id}
-    row = (await conn.execute(_CLAIM_AND_LOCK, values)).one()
-    if not row.fresh:
+    row = await direct.fetch_mapping(conn, _CLAIM_AND_LOCK, values)
+    if row is None:
+        raise RuntimeError("the claim-and-lock statement returned no row")  # it always does one
+    if not row["fresh"]:
         return False
-    return None if row.id is None else locked_order(row._mapping)
+    return None if row["id"] is None else locked_order(row)
 
 
 async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, detail: str) -> None:
-    await conn.execute(
+    await direct.execute(
+        conn,
         _SETTLE,
         {
             "b_source": receipt.source,

@@ -6,7 +6,7 @@ API's create and every status change are each one round trip, not three or two."
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Insert, Select
 
+from app.db import direct
 from app.db import outbox as outbox_rows
 from app.db.tables import order_items, orders
 from app.db.tables import order_status_history as history
@@ -153,9 +154,11 @@ def _change() -> Select[Any]:
     return select(changed.c.id).add_cte(entry.cte("entry"), event.cte("announced"))
 
 
-# Built once: a statement object's compiled form and cache key are reused on every call.
-_PLACE = _place()
-_CHANGE = _change()
+# Built once. The two writes every order makes are sent through psycopg itself
+# (`app.db.direct`: ~250 µs less CPU a create, in a scratch harness); the rest through
+# SQLAlchemy, whose statement cache keeps their compiled forms.
+_PLACE = direct.Compiled(_place())
+_CHANGE = direct.Compiled(_change())
 _GET_ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
 LOCK_ORDER = (
     select(*_STATE_COLUMNS, orders.c.total_amount)
@@ -176,7 +179,7 @@ async def insert_order(
         **_attributed(by),
         **outbox_rows.bound(announced, "e_"),
     }
-    await conn.execute(_PLACE, values)
+    await direct.execute(conn, _PLACE, values)
 
 
 def _attributed(by: Attribution) -> dict[str, object]:
@@ -228,7 +231,7 @@ async def lock_order(conn: AsyncConnection, order_id: UUID) -> OrderState | None
     return _state(row._mapping) if row else None
 
 
-def locked_order(row: RowMapping) -> LockedOrder:
+def locked_order(row: Mapping[Any, Any]) -> LockedOrder:
     """A row of LOCK_ORDER (the order's state and total, locked until commit)."""
     return LockedOrder(_state(row), row["total_amount"])
 
@@ -252,7 +255,7 @@ async def set_status(
         **_attributed(by),
         **outbox_rows.bound(announced, "e_"),
     }
-    if (await conn.execute(_CHANGE, values)).first() is None:
+    if await direct.fetch_one(conn, _CHANGE, values) is None:
         # Under the row lock nothing else can have moved it: a caller that did not lock.
         # Raising rolls back the caller's transaction, the event written with it included.
         raise RuntimeError(f"order {current.id} is not at version {current.version}")
@@ -277,11 +280,11 @@ def _order(row: RowMapping, items: list[Item]) -> Order:
     return msgspec.convert({**_fields(row), "items": items}, Order)
 
 
-def _state(row: RowMapping) -> OrderState:
+def _state(row: Mapping[Any, Any]) -> OrderState:
     return msgspec.convert(_fields(row), OrderState)
 
 
-def _fields(row: RowMapping) -> dict[str, object]:
+def _fields(row: Mapping[Any, Any]) -> dict[str, object]:
     """Column name -> value, with names as plain str (SQLAlchemy's `quoted_name` is a
     subclass, which msgspec does not take for a field name)."""
     return {str(name): value for name, value in row.items()}

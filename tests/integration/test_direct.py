@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from uuid import uuid4
+
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, Numeric, Text, Uuid, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -54,3 +58,37 @@ async def test_a_connection_killed_under_a_statement_is_invalidated(
         assert conn.invalidated  # the pool will not hand it out again
     async with engine.connect() as conn:  # a new one comes up
         assert await direct.fetch_one(conn, "SELECT 1", {}) == (1,)
+
+
+async def test_a_compiled_core_statement_returns_what_sqlalchemy_would(engine: AsyncEngine) -> None:
+    """Bind processors (JSONB), bind casts (UUID, numeric arrays) and values fixed in the
+    statement (`n + 1`) reach psycopg as SQLAlchemy sends them."""
+    document = bindparam("doc", type_=JSONB)
+    ids = bindparam("ids", type_=ARRAY(Numeric))
+    statement = select(
+        (bindparam("n", type_=Integer) + 1).label("next"),
+        document["k"].astext.label("k"),
+        func.cardinality(ids).label("many"),
+        bindparam("who", type_=Uuid).label("who"),
+    )
+    compiled = direct.Compiled(statement)
+    who = uuid4()
+    values = {"n": 41, "doc": {"k": "v", "price": Decimal("9.99")}, "ids": [Decimal(1)], "who": who}
+    async with transaction(engine) as conn:
+        expected = dict((await conn.execute(statement, values)).one()._mapping)
+        assert await direct.fetch_mapping(conn, compiled, values) == expected
+        assert expected == {"next": 42, "k": "v", "many": 1, "who": who}
+        assert await direct.fetch_one(conn, compiled, values) == (42, "v", 1, who)
+        # Compiled once for the dialect, then reused.
+        assert compiled.form(conn.dialect) is compiled.form(conn.dialect)
+
+
+async def test_a_compiled_statements_values_are_bound_never_spliced(engine: AsyncEngine) -> None:
+    """Hostile input: SQL in a value stays a value."""
+    compiled = direct.Compiled(select(bindparam("s", type_=Text).label("s")))
+    hostile = "x'); DROP TABLE orders; --"
+    async with transaction(engine) as conn:
+        assert await direct.fetch_mapping(conn, compiled, {"s": hostile}) == {"s": hostile}
+        assert await direct.fetch_one(conn, "SELECT to_regclass('orders') IS NOT NULL", {}) == (
+            True,
+        )

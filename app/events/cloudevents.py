@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from app.domain.events import Event
 from app.domain.origin import Origin
-from app.events.codec import encode, json_depth, rfc3339, untyped_decoder
+from app.events.codec import depth_over, encode, rfc3339, untyped_decoder
 from app.events.message import OutboxMessage
 
 SPEC_VERSION = "1.0"
@@ -173,8 +173,8 @@ def check_value(value: bytes | None) -> None:
         return
     if len(value) > MAX_VALUE_BYTES:
         raise PoisonMessage(f"value of {len(value)} bytes exceeds {MAX_VALUE_BYTES}")
-    depth = json_depth(value)
-    if depth > MAX_DEPTH:
+    depth = depth_over(value, MAX_DEPTH)
+    if depth is not None:
         raise PoisonMessage(f"value nested {depth} levels deep exceeds {MAX_DEPTH}")
 
 

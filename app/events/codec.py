@@ -33,3 +33,14 @@ def json_depth(value: bytes) -> int:
     before any recursive decoder sees an event or a request body."""
     brackets = _JSON_STRING.sub(b"", value).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_LEVEL.__getitem__, brackets)), default=0)
+
+
+def depth_over(value: bytes, limit: int) -> int | None:
+    """`json_depth(value)` if it is more than `limit`, else None. A text with at most
+    `limit` opening brackets anywhere cannot nest deeper (brackets in strings only add to
+    the count), so the usual small document is cleared by two C-speed counts (~1 µs)
+    instead of a regex pass (~10-20 µs an event, 4% of the consumer's CPU)."""
+    if value.count(b"[") + value.count(b"{") <= limit:
+        return None
+    depth = json_depth(value)
+    return depth if depth > limit else None

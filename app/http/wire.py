@@ -31,7 +31,7 @@ from litestar.typing import FieldDefinition
 
 from app.domain.errors import FieldError, InvalidInput
 from app.domain.order import NO_NUL, Order, OrderRequest, Transition
-from app.events.codec import encoder, json_depth
+from app.events.codec import depth_over, encoder
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -111,7 +111,7 @@ def decode(body: bytes, type_: type[T]) -> T:
 
 def _decode(body: bytes, type_: type[T]) -> tuple[T, object]:
     """The typed value, and the document as written (for what types cannot say)."""
-    if json_depth(body) > MAX_DEPTH:
+    if depth_over(body, MAX_DEPTH) is not None:
         raise MalformedJson(f"the body is nested more than {MAX_DEPTH} levels deep")
     try:
         value = msgspec.json.decode(body, type=type_)

@@ -19,9 +19,9 @@ from app.events.cloudevents import (
     MAX_VALUE_BYTES,
     PoisonMessage,
     from_kafka,
-    json_depth,
     to_outbox,
 )
+from app.events.codec import depth_over, json_depth
 
 EVENT_ID = UUID("0b7e3c1a-9a51-4a55-8a57-2f1c9c0f7a01")
 ORDER_ID = UUID("5f0c8a8e-7a43-4f8e-9d0e-0d6a3b9e2c11")
@@ -288,6 +288,22 @@ def test_what_would_break_a_parser_or_an_index_is_poison_before_decoding(
 )
 def test_json_depth_counts_nesting_outside_strings(text: bytes, depth: int) -> None:
     assert json_depth(text) == depth
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "over"),
+    [
+        (b'{"a": [1, {"b": []}]}', 4, None),  # four openers: cleared without a pass
+        (b'{"a": [1, {"b": []}]}', 3, 4),
+        (b'["[[[[[[[[", {"k": "{{{{{{{{"}]', 2, None),  # many openers, all but 2 in strings
+        (nested(MAX_DEPTH + 1), MAX_DEPTH, MAX_DEPTH + 1),  # hostile: refused with its depth
+        (b"[" * 10_000, MAX_DEPTH, 10_000),  # unclosed: still counted, never parsed
+    ],
+)
+def test_depth_over_reports_only_a_depth_beyond_the_limit(
+    text: bytes, limit: int, over: int | None
+) -> None:
+    assert depth_over(text, limit) == over
 
 
 def test_a_json_array_and_our_deepest_event_are_read() -> None:

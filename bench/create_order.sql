@@ -10,10 +10,9 @@ WITH new AS (SELECT gen_random_uuid() AS id, md5(:customer::text)::UUID AS custo
                     now() AS at, gen_random_uuid() AS event_id, gen_random_uuid() AS request_id),
 placed_items AS (
   INSERT INTO order_items (order_id, position, product_id, name, price, quantity)
-  SELECT new.id, item.ordinal - 1, item.product_id, item.name, item.price, item.quantity
-    FROM new, unnest('{456e7890-e89b-12d3-a456-426614174001}'::UUID[], '{Test Product}'::TEXT[],
-                     '{49.99}'::NUMERIC[], '{3}'::INTEGER[])
-         WITH ORDINALITY AS item(product_id, name, price, quantity, ordinal)),
+  SELECT new.id, item.position, item.product_id, item.name, item.price, item.quantity
+    FROM new, jsonb_to_recordset(CAST('[{"position":0,"product_id":"456e7890-e89b-12d3-a456-426614174001","name":"Test Product","price":49.99,"quantity":3}]'::VARCHAR AS JSONB))
+         AS item(position INTEGER, product_id UUID, name TEXT, price NUMERIC, quantity INTEGER)),
 placed AS (
   INSERT INTO orders (id, customer_id, email, status, total_amount, currency, metadata,
                       shipping_address, billing_address, version, created_at, updated_at)

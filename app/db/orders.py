@@ -18,12 +18,14 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
+    cast,
+    column,
     func,
     null,
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Insert, Select
 
@@ -33,6 +35,7 @@ from app.db.tables import order_items, orders
 from app.db.tables import order_status_history as history
 from app.domain.order import Attribution, Item, Order, OrderState
 from app.domain.status import Status
+from app.events.codec import encode
 from app.events.message import OutboxMessage
 
 _STATE_COLUMNS = (
@@ -92,34 +95,28 @@ def _entry_of(
     return history.insert().from_select(list(entry), select(*entry.values()))
 
 
-# An item's fields are its row's columns (named alike), sent as one array each.
+# An item's fields are its row's columns (named alike).
 _ITEM_FIELDS = Item.__struct_fields__
 
 
 def _place() -> Select[Any]:
-    """A new order in one statement: its row, its items (from one array per field,
-    numbered from 0), its first history entry, and the event announcing it."""
+    """A new order in one statement: its row, its items (from one JSON array of them, each
+    with its position), its first history entry, and the event announcing it."""
     placed = (
         orders.insert()
         .values({name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ROW_FIELDS})
         .returning(orders.c.id, orders.c.version, orders.c.status, orders.c.created_at)
         .cte("placed")
     )
-    arrays = [
-        bindparam(f"i_{name}", type_=ARRAY(order_items.c[name].type)) for name in _ITEM_FIELDS
-    ]
+    fields = ("position", *_ITEM_FIELDS)
     item = (
-        func.unnest(*arrays)
-        .table_valued(*_ITEM_FIELDS, with_ordinality="ordinal")
-        .render_derived(name="item")
+        func.jsonb_to_recordset(cast(bindparam("i_items", type_=Text), JSONB))
+        .table_valued(*(column(name, order_items.c[name].type) for name in fields))
+        .render_derived(name="item", with_types=True)
     )
     items = order_items.insert().from_select(
-        ["order_id", "position", *_ITEM_FIELDS],
-        select(
-            bindparam("o_id", type_=Uuid),
-            item.c.ordinal - 1,
-            *(item.c[name] for name in _ITEM_FIELDS),
-        ),
+        ["order_id", *fields],
+        select(bindparam("o_id", type_=Uuid), *(item.c[name] for name in fields)),
     )
     first = _entry_of(placed.c.id, placed.c.version, placed.c.status, placed.c.created_at, null())
     event = outbox_rows.insert_message("e_")
@@ -175,11 +172,18 @@ async def insert_order(
     fields = msgspec.structs.asdict(order)
     values = {
         **{f"o_{name}": fields[name] for name in _ROW_FIELDS},
-        **{f"i_{name}": [getattr(item, name) for item in order.items] for name in _ITEM_FIELDS},
+        "i_items": _items_json(order.items),
         **_attributed(by),
         **outbox_rows.bound(announced, "e_"),
     }
     await direct.execute(conn, _PLACE, values)
+
+
+def _items_json(items: Sequence[Item]) -> str:
+    """The items as one JSON array: psycopg dumps one text where four arrays of items cost
+    ~100 µs a create (their element types looked up and dumped one by one)."""
+    rows = [{"position": n, **msgspec.structs.asdict(item)} for n, item in enumerate(items)]
+    return encode(rows).decode()
 
 
 def _attributed(by: Attribution) -> dict[str, object]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
+import msgspec
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.engine import transaction
+from app.db.orders import get_order
 from app.db.tables import order_items, order_status_history, orders, outbox
 from app.domain.errors import IllegalTransition, OrderNotFound
 from app.domain.events import EventType
@@ -48,6 +51,31 @@ async def test_create_order_writes_order_items_history_and_event_together(
         assert event.subject == str(order.id)
         assert event.payload["order_id"] == str(order.id)
         assert event.headers["ce_correlationid"] == "req-1"
+
+
+async def test_items_are_stored_exactly_and_in_the_order_sent(engine: AsyncEngine) -> None:
+    """The items travel as one JSON array: names with quotes, backslashes and emoji, the
+    largest price, an exact cent, and their order all survive."""
+    [template] = new_order().items
+    sent = [
+        msgspec.structs.replace(template, product_id=uuid.uuid4(), name=name, price=price)
+        for name, price in [
+            ('a "quoted" name \\ with a backslash', Decimal("0.10")),
+            ("🍕 ünïcødé", Decimal("99999999.99")),
+            ("[{not json}]", Decimal("0.00")),
+        ]
+    ]
+    new = msgspec.structs.replace(new_order(), items=sent)
+    async with transaction(engine) as conn:
+        order = await create_order(conn, new, emitter=emitter(), origin=API)
+    async with engine.connect() as conn:
+        stored = await get_order(conn, order.id)
+    assert stored is not None
+    assert stored.items == order.items
+    assert [msgspec.structs.asdict(i) for i in stored.items] == [
+        msgspec.structs.asdict(i) for i in sent
+    ]
+    assert stored.total_amount == sum(i.price * i.quantity for i in sent)
 
 
 async def test_nothing_is_written_when_the_event_cannot_be(engine: AsyncEngine) -> None:

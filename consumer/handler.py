@@ -23,11 +23,12 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 from opentelemetry.trace import SpanKind
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import telemetry
 from app.db import inbox
-from app.db.engine import transaction
+from app.db.direct import Checkout
+from app.db.engine import direct_transaction
 from app.db.inbox import Receipt
 from app.db.orders import LockedOrder
 from app.domain.errors import IllegalTransition
@@ -146,10 +147,10 @@ class EventHandler:
         If anything fails, nothing of the batch is applied: the caller retries the
         events one at a time to find the failing one.
         """
-        async with transaction(self._engine) as conn:
+        async with direct_transaction(self._engine) as conn:
             return [await self._apply_in(conn, work) for work in batch]
 
-    async def _apply_in(self, conn: AsyncConnection, work: Work) -> Outcome:
+    async def _apply_in(self, conn: Checkout, work: Work) -> Outcome:
         event, plan = work.event, work.plan
         token = correlation_id.set(event.correlation_id)
         try:
@@ -163,7 +164,7 @@ class EventHandler:
         finally:
             correlation_id.reset(token)
 
-    async def _record(self, conn: AsyncConnection, work: Work) -> Outcome:
+    async def _record(self, conn: Checkout, work: Work) -> Outcome:
         """Claim the event's receipt, then apply it: a receipt already there is a duplicate."""
         plan, receipt = work.plan, work.receipt
         match plan:
@@ -182,7 +183,7 @@ class EventHandler:
 
     async def _transition(
         self,
-        conn: AsyncConnection,
+        conn: Checkout,
         event: IncomingEvent,
         plan: Confirm | Transition,
         receipt: Receipt,
@@ -250,7 +251,7 @@ def _origin(event: IncomingEvent) -> Origin:
     )
 
 
-async def _reject(conn: AsyncConnection, receipt: Receipt, why: str) -> Rejected:
+async def _reject(conn: Checkout, receipt: Receipt, why: str) -> Rejected:
     """Nothing was written but the receipt: settle it as rejected, with the reason."""
     await inbox.settle(conn, receipt, "rejected", why)
     return Rejected(why)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import event
@@ -15,12 +15,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.config import DatabaseSettings
-from app.db import guard
+from app.db import direct, guard
 from app.db.errors import translate
 from app.domain.errors import Unavailable
 
 _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
 _AFTER_COMMIT = "orders.after_commit"
+C = TypeVar("C", AsyncConnection, direct.Checkout)
 
 
 def _encode_json(value: object) -> str:
@@ -115,25 +116,28 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """`transaction()` for a write that is ONE statement: it commits on its own
-    (autocommit), so BEGIN and COMMIT are not two more round trips. Deferred constraints
-    fire at that implicit commit, inside the statement's execution. A second statement
-    would be a second transaction: use `transaction()` for more than one."""
-    async with _committing(_autocommitting(engine)) as conn:
+async def direct_transaction(engine: AsyncEngine) -> AsyncIterator[direct.Checkout]:
+    """`transaction()` for work made only of `app.db.direct` statements (the consumer's):
+    on a pooled connection used through psycopg alone, without SQLAlchemy's per-transaction
+    cost."""
+    async with _committing(direct.checked_out(engine, autocommit=False)) as conn:
         yield conn
 
 
 @asynccontextmanager
-async def _autocommitting(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+async def statement(engine: AsyncEngine) -> AsyncIterator[direct.Checkout]:
+    """`direct_transaction()` for a write that is ONE statement: it commits on its own
+    (autocommit), so BEGIN and COMMIT are not two more round trips. Deferred constraints
+    fire at that implicit commit, inside the statement's execution. A second statement
+    would be a second transaction: use a transaction for more than one."""
+    async with _committing(direct.checked_out(engine, autocommit=True)) as conn:
+        yield conn
 
 
 @asynccontextmanager
 async def _committing(
-    opening: AbstractAsyncContextManager[AsyncConnection],
-) -> AsyncIterator[AsyncConnection]:
+    opening: AbstractAsyncContextManager[C],
+) -> AsyncIterator[C]:
     """The connection `opening` gives, with database errors translated, and what
     `after_commit` registered run once it has committed."""
     callbacks: list[Callable[[], None]] = []
@@ -151,7 +155,7 @@ async def _committing(
         callback()
 
 
-def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
+def after_commit(conn: direct.Connection, callback: Callable[[], None]) -> None:
     """Run `callback` once the `transaction()` (or `statement()`) on `conn` has committed
     (not if it rolls back)."""
     callbacks: list[Callable[[], None]] = conn.info[_AFTER_COMMIT]

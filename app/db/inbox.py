@@ -8,7 +8,6 @@ from uuid import UUID
 import msgspec
 from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Select
 
 from app.db import direct
@@ -72,7 +71,7 @@ _SETTLE = direct.Compiled(
 
 
 async def claim(
-    conn: AsyncConnection,
+    conn: direct.Connection,
     receipt: Receipt,
     *,
     order_id: UUID | None,
@@ -112,7 +111,7 @@ def _receipt_row(
 
 
 async def claim_and_lock(
-    conn: AsyncConnection, receipt: Receipt, order_id: UUID
+    conn: direct.Connection, receipt: Receipt, order_id: UUID
 ) -> LockedOrder | Literal[False] | None:
     """`claim` (as applied) and the order's row locked (`orders.LOCK_ORDER`), together:
     False if the receipt was recorded before (a duplicate), else the order as locked
@@ -127,7 +126,7 @@ async def claim_and_lock(
     return None if row["id"] is None else locked_order(row)
 
 
-async def settle(conn: AsyncConnection, receipt: Receipt, outcome: Outcome, detail: str) -> None:
+async def settle(conn: direct.Connection, receipt: Receipt, outcome: Outcome, detail: str) -> None:
     await direct.execute(
         conn,
         _SETTLE,

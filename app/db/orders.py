@@ -165,7 +165,7 @@ LOCK_ORDER = (
 
 
 async def insert_order(
-    conn: AsyncConnection, order: Order, by: Attribution, announced: OutboxMessage
+    conn: direct.Connection, order: Order, by: Attribution, announced: OutboxMessage
 ) -> None:
     """Write a new order (`app.domain.order.placed`), its items, its first history entry and
     the event `announced`, as one statement."""
@@ -241,7 +241,7 @@ def locked_order(row: Mapping[Any, Any]) -> LockedOrder:
 
 
 async def set_status(
-    conn: AsyncConnection,
+    conn: direct.Connection,
     current: OrderState,
     changed: OrderState,
     by: Attribution,

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db import history
+from app.db import direct, history
 from app.db import orders as rows
 from app.db.engine import statement, transaction
 from app.db.orders import OrderFilter, Position
@@ -45,12 +45,12 @@ async def place(
 ) -> Once[Order]:
     """Create the order; with a key, at most once per (principal, key)."""
 
-    async def create(conn: AsyncConnection) -> Order:
+    async def create(conn: direct.Connection) -> Order:
         return await create_order(conn, new, emitter=emitter, origin=origin)
 
     if key is None:
-        async with statement(engine) as conn:
-            return Once(await create(conn), replayed=False)
+        async with statement(engine) as checkout:
+            return Once(await create(checkout), replayed=False)
     async with transaction(engine) as conn:
         return await idempotency.once(
             conn, principal.key, key, new, ttl=ttl, run=create, outcome=Order

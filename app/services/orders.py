@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import orders
+from app.db import direct, orders
 from app.db.engine import after_commit
 from app.db.wakeup import OutboxBell
 from app.domain.errors import OrderNotFound
@@ -39,14 +39,14 @@ class Emitter:
         """`event` as its outbox row will carry it."""
         return to_outbox(event, topic=self.topic_for(event.type), source=self.source, origin=origin)
 
-    def ring_after(self, conn: AsyncConnection) -> None:
+    def ring_after(self, conn: direct.Connection) -> None:
         """Wake the relays once what `conn` is writing has committed."""
         if self.bell is not None:
             after_commit(conn, self.bell.ring)
 
 
 async def create_order(
-    conn: AsyncConnection, new: NewOrder, *, emitter: Emitter, origin: Origin
+    conn: direct.Connection, new: NewOrder, *, emitter: Emitter, origin: Origin
 ) -> Order:
     """Write the order, its items, its first history entry and `order.created`: one
     statement, so the caller may run it on its own (`app.db.engine.statement`).
@@ -86,7 +86,7 @@ async def apply_transition(
 
 
 async def transition_locked(
-    conn: AsyncConnection,
+    conn: direct.Connection,
     current: OrderState,
     target: Status,
     *,

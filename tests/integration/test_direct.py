@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import direct
-from app.db.engine import transaction
+from app.db.engine import after_commit, direct_transaction, statement, transaction
 from app.db.errors import translate
 from app.domain.errors import Refused, Unavailable
 
@@ -92,3 +92,74 @@ async def test_a_compiled_statements_values_are_bound_never_spliced(engine: Asyn
         assert await direct.fetch_one(conn, "SELECT to_regclass('orders') IS NOT NULL", {}) == (
             True,
         )
+
+
+async def test_a_direct_transaction_commits_at_its_end_and_runs_what_waited_for_it(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("CREATE TABLE seen (n int)"))
+        await conn.commit()
+    ran: list[str] = []
+    async with direct_transaction(engine) as checkout:
+        await direct.execute(checkout, "INSERT INTO seen VALUES (1)", {})
+        after_commit(checkout, lambda: ran.append("committed"))
+        assert ran == []  # not before the commit
+    assert ran == ["committed"]
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        async with direct_transaction(engine) as checkout:
+            await direct.execute(checkout, "INSERT INTO seen VALUES (2)", {})
+            after_commit(checkout, lambda: ran.append("never"))
+            raise RuntimeError("changed my mind")
+    assert ran == ["committed"]
+    async with engine.connect() as conn:  # the second insert was rolled back
+        assert (await conn.execute(text("SELECT array_agg(n) FROM seen"))).scalar_one() == [1]
+
+
+async def test_a_statement_commits_alone_and_gives_its_connection_back_transactional(
+    engine: AsyncEngine,
+) -> None:
+    """Autocommit is for the one statement: the pool's next user gets a connection whose
+    statements wait for their commit again."""
+    async with engine.connect() as conn:
+        await conn.execute(text("CREATE TABLE seen (n int)"))
+        await conn.commit()
+    for _ in range(6):  # more than the pool holds: every connection has been through it
+        async with statement(engine) as checkout:
+            await direct.execute(checkout, "INSERT INTO seen VALUES (1)", {})
+    for _ in range(6):
+        with pytest.raises(RuntimeError):
+            async with direct_transaction(engine) as checkout:
+                assert not checkout.driver.autocommit
+                await direct.execute(checkout, "INSERT INTO seen VALUES (2)", {})
+                raise RuntimeError("roll back")
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM seen"))).scalar_one() == 6
+
+
+async def test_a_constraint_checked_at_commit_is_translated(engine: AsyncEngine) -> None:
+    """Hostile input: a row the deferred check refuses only at COMMIT still comes out as
+    the domain's error, and nothing of it stays."""
+    async with engine.connect() as conn:
+        await conn.execute(text("CREATE TABLE pairs (n int UNIQUE DEFERRABLE INITIALLY DEFERRED)"))
+        await conn.commit()
+    with pytest.raises(Refused):
+        async with direct_transaction(engine) as checkout:
+            await direct.execute(checkout, "INSERT INTO pairs VALUES (1), (1)", {})
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM pairs"))).scalar_one() == 0
+
+
+async def test_a_checked_out_connection_killed_under_a_statement_is_an_outage(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    with pytest.raises(Unavailable):
+        async with direct_transaction(engine) as checkout:
+            [pid] = await direct.fetch_one(checkout, "SELECT pg_backend_pid()", {}) or (None,)
+            async with await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True
+            ) as admin:
+                await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            await direct.fetch_one(checkout, "SELECT 1", {})
+    async with direct_transaction(engine) as checkout:  # the pool hands out a live one
+        assert await direct.fetch_one(checkout, "SELECT 1", {}) == (1,)

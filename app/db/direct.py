@@ -1,13 +1,15 @@
-"""A statement sent by psycopg itself, on the connection SQLAlchemy holds.
+"""Statements sent by psycopg itself, on a connection of SQLAlchemy's pool.
 
 SQLAlchemy's async execution costs 100-150 µs of CPU a statement over psycopg's own (a
 greenlet hop, an execution context, a result proxy; measured: `SELECT 1` 150-210 against
-51-85 µs, the relay's claim 490 against 230 µs). Statements that run for every batch go
-through here; the rest stays with SQLAlchemy. A statement here is either plain SQL with
-psycopg's `%(name)s` placeholders and values psycopg adapts itself, or a SQLAlchemy Core
-statement wrapped in `Compiled`: compiled once per dialect, its values put through the
-same bind processors SQLAlchemy would apply, so psycopg receives exactly what an
-`AsyncConnection.execute` of it would have sent.
+51-85 µs, the relay's claim 490 against 230 µs). Statements that run for every order or
+every batch go through here; the rest stays with SQLAlchemy. A statement here is either
+plain SQL with psycopg's `%(name)s` placeholders and values psycopg adapts itself, or a
+SQLAlchemy Core statement wrapped in `Compiled`: compiled once per dialect, its values put
+through the same bind processors SQLAlchemy would apply, so psycopg receives exactly what
+an `AsyncConnection.execute` of it would have sent. It runs on the `AsyncConnection` a
+caller holds, or on a `Checkout` (`checked_out`): a pooled connection with no SQLAlchemy
+connection around it, for work made of these statements only.
 
 Invariant: a caller sees what SQLAlchemy would have given it. A driver error comes out as
 SQLAlchemy's `DBAPIError` (what `app.db.errors.translate` reads; parameters hidden), and a

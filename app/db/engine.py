@@ -156,8 +156,8 @@ async def _committing(
 
 
 def after_commit(conn: direct.Connection, callback: Callable[[], None]) -> None:
-    """Run `callback` once the `transaction()` (or `statement()`) on `conn` has committed
-    (not if it rolls back)."""
+    """Run `callback` once the `transaction()`, `direct_transaction()` or `statement()` on
+    `conn` has committed (not if it rolls back)."""
     callbacks: list[Callable[[], None]] = conn.info[_AFTER_COMMIT]
     if callback not in callbacks:
         callbacks.append(callback)

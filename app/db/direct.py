@@ -45,7 +45,7 @@ class _Form:
 
     def parameters(self, values: Mapping[str, object]) -> MutableMapping[str, Any]:
         """Every bind's value (those fixed in the statement included), processed."""
-        params = self.compiled.construct_params(dict(values))
+        params = self.compiled.construct_params(values)
         for name, process in self.processors:
             params[name] = process(params[name])
         return params
@@ -87,12 +87,9 @@ class Checkout:
     __slots__ = ("_fairy", "dialect", "driver", "info")
 
     def __init__(self, fairy: PoolProxiedConnection, dialect: Dialect) -> None:
-        driver = fairy.driver_connection
-        if not isinstance(driver, GuardedConnection):  # every engine of ours makes these
-            raise TypeError(f"not a guarded connection: {type(driver).__name__}")
         self._fairy = fairy
         self.dialect = dialect
-        self.driver: GuardedConnection[Any] = driver
+        self.driver = _guarded(fairy)
         self.info: dict[str, Any] = {}
 
     async def invalidate(self, exc: BaseException) -> None:
@@ -193,6 +190,10 @@ async def _driver(conn: AsyncConnection) -> GuardedConnection[Any]:
         fairy = sync.connection  # checked out and valid: no I/O to get it
     else:
         fairy = await conn.get_raw_connection()  # reconnects (I/O), as an execute would
+    return _guarded(fairy)
+
+
+def _guarded(fairy: PoolProxiedConnection) -> GuardedConnection[Any]:
     driver = fairy.driver_connection
     if not isinstance(driver, GuardedConnection):  # every engine of ours makes these
         raise TypeError(f"not a guarded connection: {type(driver).__name__}")

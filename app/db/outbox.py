@@ -171,7 +171,8 @@ async def claim(
     if busy_keys:
         params |= {"busy_keys": list(busy_keys), "window": window}
     found = await direct.fetch_one(conn, _CLAIM_BESIDE if busy_keys else _CLAIM, params)
-    assert found is not None  # an aggregate: always one row
+    if found is None:
+        raise RuntimeError("the claim returned no row")  # an aggregate: it always does one
     rows, looked = found
     messages = [_claimed(row) for row in _CLAIMED.decode(rows)]
     return Claim(messages, len(messages) >= limit or (bool(busy_keys) and looked >= window))

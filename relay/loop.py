@@ -1,9 +1,11 @@
 """The relay loop: claim a batch, publish it, mark what Kafka acknowledged, repeat.
 
-While Kafka takes batch N, batch N+1 is claimed (leaving N's keys out) and sent; then
-N is marked. So at most two batches of a relay are on their way, never two of one key, and
-shards change hands only with nothing in flight, so a hand-over never splits a key across
-two relays. Leases are renewed between batches too (relay/leases.py): a relay stuck
+While Kafka takes batch N, batch N+1 is claimed: the rows that follow N's, later rows of
+N's keys included. N+1 goes out once Kafka has answered for N, without the keys of any of
+N's rows that did not go out (they are claimed again, in order, later); then N is marked.
+So a key's events reach Kafka in commit order, a refused event still holds back its key,
+and shards change hands only with nothing in flight, so a hand-over never splits a key
+across two relays. Leases are renewed between batches too (relay/leases.py): a relay stuck
 anywhere in this loop stops renewing and loses its shards; its producer is fenced by the
 relay that takes them.
 """
@@ -20,7 +22,6 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -66,24 +67,21 @@ class Waking(Protocol):
 
 
 @dataclass(frozen=True)
-class InFlight:
-    """A claimed batch handed to the publisher, not yet settled."""
+class Claimed:
+    """A claimed batch, not yet handed to the publisher."""
 
-    claimed: list[ClaimedMessage]
-    sending: Sending
+    messages: list[ClaimedMessage]
+    ids: str  # their ids, one uuid[] literal: what a claim beside them leaves out
     started: float
-    partial: bool  # its claim may have left rows: it stopped at its limit or its window
-
-    @property
-    def keys(self) -> list[str]:
-        return list({message.key for message in self.sending.messages})
+    partial: bool  # its claim stopped at its limit: rows may be left
 
 
 @dataclass(frozen=True)
-class Busy:
-    """Keys of the batch in flight, which the next claim leaves out."""
+class InFlight:
+    """A claimed batch handed to the publisher, not yet settled."""
 
-    keys: Sequence[str] = ()
+    claimed: Claimed
+    sending: Sending
 
 
 @dataclass
@@ -167,11 +165,8 @@ class Relay:
         metrics.SHARDS.set(len(leases.owned))
 
     async def _pump(self, conn: AsyncConnection, leases: ShardLeases) -> None:
-        """Claim and send batch N+1 while Kafka acknowledges batch N, then settle N.
-
-        Keys of the batch in flight are left out of the next claim, so a key never has
-        two batches on their way at once, and a refused event still holds back its key.
-        """
+        """Claim batch N+1 while Kafka acknowledges batch N, send it once N has gone out,
+        then settle N."""
         in_flight: InFlight | None = None
         next_rebalance = 0.0
         failing = 0  # batches in a row with failed deliveries
@@ -183,81 +178,118 @@ class Relay:
                     in_flight = None
                     await self._rebalance(leases)
                     next_rebalance = now + leases.renew_every
-                sending = None
+                claimed = None
                 if (
                     in_flight is None
-                    or in_flight.partial
+                    or in_flight.claimed.partial
                     or self._wakeup.rung_after(self._looked_at)
                 ):
                     # While a batch is in flight, claim only what may be there: what its
                     # claim left, or rows committed since the last full look (they rang).
                     # At a trickle a claim overlapping every batch would find nothing.
-                    sending = await self.claim_and_send(conn, leases, self._busy(in_flight))
-                left_rows = in_flight is not None and in_flight.partial
-                failing = _count(failing, await self.land(conn, in_flight, leases))
+                    claimed = await self.claim(conn, leases, in_flight)
+                left_rows = in_flight is not None and in_flight.claimed.partial
+                sending, settled = await self.advance(conn, leases, in_flight, claimed)
+                failing = _count(failing, settled)
                 in_flight = sending
                 if failing:
                     await self._back_off(failing)  # let the cause clear
                 elif sending is None and not left_rows:
                     # Wait for rows committed after the last full look; a wake-up that
-                    # came meanwhile (its rows perhaps left out of a claim for the keys
-                    # in flight) returns at once. After a partial batch (a backlog, or one
-                    # of few keys whose rows the claim made while it was in flight left
-                    # out) the claim is tried again at once.
+                    # came meanwhile returns at once. After a batch that stopped at its
+                    # limit (a backlog) the claim is tried again at once.
                     await self._idle()
         finally:
             await self.land(conn, in_flight, leases)
 
-    def _busy(self, in_flight: InFlight | None) -> Busy:
-        """What the next claim leaves out while `in_flight` is on its way: its keys."""
-        return Busy() if in_flight is None else Busy(in_flight.keys)
-
-    async def claim_and_send(
-        self, conn: AsyncConnection, leases: ShardLeases, busy: Busy
-    ) -> InFlight | None:
-        """Claim a batch of the shards `leases` hold (leaving out what is `busy`) and hand
-        it to the publisher; None if there was nothing to claim."""
+    async def claim(
+        self, conn: AsyncConnection, leases: ShardLeases, beside: InFlight | None = None
+    ) -> Claimed | None:
+        """Claim a batch of the shards `leases` hold: the oldest rows, after those of the
+        batch in flight (`beside`); None if there was nothing to claim."""
         shards = leases.shards
         if not shards:
             return None
         started = time.perf_counter()
-        limit = self._settings.batch_size
         looking = time.monotonic()
-        claim = await outbox.claim(conn, shards, limit, busy.keys, owner=leases.relay_id)
-        batch, partial = claim.messages, claim.more
-        if not (partial or busy.keys):
+        in_flight = outbox.NOTHING if beside is None else beside.claimed.ids
+        claim = await outbox.claim(
+            conn, shards, self._settings.batch_size, in_flight, owner=leases.relay_id
+        )
+        if not claim.more:
             self._looked_at = looking  # every row of every shard we hold, as of `looking`
-        if not batch:
+        if not claim.messages:
             return None
-        sending = await self._publisher.send(_by_shard(batch))
-        return InFlight(batch, sending, started, partial)
+        return Claimed(claim.messages, claim.ids, started, claim.more)
+
+    async def send(self, claimed: Claimed | None) -> InFlight | None:
+        if claimed is None:
+            return None
+        batch = _by_shard(claimed.messages)
+        return InFlight(claimed, await self._publisher.send(batch))
+
+    async def claim_and_send(self, conn: AsyncConnection, leases: ShardLeases) -> InFlight | None:
+        """Claim a batch, with nothing in flight, and hand it to the publisher."""
+        return await self.send(await self.claim(conn, leases))
 
     async def land(
         self, conn: AsyncConnection, in_flight: InFlight | None, leases: ShardLeases
     ) -> Settled:
-        """Wait for Kafka's answers on the batch in flight and record them; shards found
-        fenced are dropped from `leases`."""
+        """Wait for Kafka's answers on the batch in flight and record them."""
+        return (await self.advance(conn, leases, in_flight, None))[1]
+
+    async def advance(
+        self,
+        conn: AsyncConnection,
+        leases: ShardLeases,
+        in_flight: InFlight | None,
+        claimed: Claimed | None,
+    ) -> tuple[InFlight | None, Settled]:
+        """Once Kafka has answered for `in_flight`, send `claimed` (claimed beside it) in its
+        place, then record the answers; shards found fenced are dropped from `leases`.
+
+        Rows of `claimed` whose key has a row of `in_flight` that did not go out stay
+        unpublished, claimed again later behind it; after a fence, or once stopping,
+        `claimed` is not sent at all."""
         if in_flight is None:
-            return Settled()
+            return await self.send(claimed), Settled()
         deliveries = await self._publisher.wait(in_flight.sending, self._stop.is_set)
-        if in_flight.sending.fenced:  # another relay owns these shards now: hands off
-            metrics.FENCED.inc(len(in_flight.sending.fenced))
+        fenced = in_flight.sending.fenced
+        if fenced:  # another relay owns these shards now: hands off
+            metrics.FENCED.inc(len(fenced))
             log.warning(
-                "fenced: shards taken over by another relay",
-                extra={"shards": sorted(in_flight.sending.fenced)},
+                "fenced: shards taken over by another relay", extra={"shards": sorted(fenced)}
             )
-            leases.drop(in_flight.sending.fenced)
-        settled = await self._settle(conn, in_flight.claimed, deliveries)
+            leases.drop(fenced)
+        delivered = {d.id for d in deliveries if d.error is None}
+        batch = in_flight.claimed.messages
+        held = {c.message.key for c in batch if c.message.id not in delivered}
+        if held:
+            self._looked_at = -math.inf  # rows were left: claim again before waiting
+        if claimed is not None and (fenced or self._stop.is_set()):
+            claimed = None
+        elif claimed is not None and held:
+            claimed = _without(claimed, held)
+        sending = await self.send(claimed)
+        settled = await self._settle(
+            conn, batch, deliveries, in_flight.claimed.ids if not held else None
+        )
         metrics.BATCHES.inc()
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.started)
-        return settled
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.claimed.started)
+        return sending, settled
 
     async def _settle(
-        self, conn: AsyncConnection, batch: list[ClaimedMessage], deliveries: list[Delivery]
+        self,
+        conn: AsyncConnection,
+        batch: list[ClaimedMessage],
+        deliveries: list[Delivery],
+        all_ids: str | None,
     ) -> Settled:
+        """Mark what was delivered (`all_ids`: every row of `batch` was, these are their
+        ids as the claim gave them) and record what failed."""
         delivered = [d.id for d in deliveries if d.error is None]
         failures = [d for d in deliveries if d.error is not None]
-        await outbox.mark_published(conn, delivered)
+        await outbox.mark_published(conn, delivered if all_ids is None else all_ids)
         _observe_published(batch, set(delivered))
         for failure in failures:
             await outbox.record_failure(
@@ -284,6 +316,15 @@ class Relay:
         delay = random.uniform(0, min(BACKOFF_MAX, self._settings.poll_interval * 2**attempt))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)
+
+
+def _without(claimed: Claimed, keys: set[str]) -> Claimed | None:
+    """`claimed` without the rows of `keys` (they wait behind rows that did not go out)."""
+    kept = [c for c in claimed.messages if c.message.key not in keys]
+    if not kept:
+        return None
+    ids = outbox.ids_literal(c.message.id for c in kept)  # what is in flight: exactly these
+    return Claimed(kept, ids, claimed.started, claimed.partial)
 
 
 def _by_shard(batch: list[ClaimedMessage]) -> dict[int, list[OutboxMessage]]:

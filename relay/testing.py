@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.events.message import OutboxMessage
 from relay.leases import Change, ShardLeases
-from relay.loop import Busy, Relay, Settled
+from relay.loop import Relay, Settled
 from relay.publisher import Batch, Delivery, Sending, flatten
 
 LEASE_SECONDS = 60.0  # far longer than one batch takes
@@ -76,6 +76,6 @@ async def relay_once(relay: Relay, conn: AsyncConnection) -> Settled:
     leases = ShardLeases(conn, uuid.uuid4(), name="test", ttl=LEASE_SECONDS)
     await leases.rebalance()
     try:
-        return await relay.land(conn, await relay.claim_and_send(conn, leases, Busy()), leases)
+        return await relay.land(conn, await relay.claim_and_send(conn, leases), leases)
     finally:
         await leases.leave()

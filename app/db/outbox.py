@@ -7,7 +7,7 @@ and marks them published only after Kafka has acknowledged them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -54,66 +54,43 @@ def bound(message: OutboxMessage, prefix: str) -> dict[str, object]:
 # survives a poison event. Claiming writes nothing: the relay's shard lease makes
 # the rows its own, and a row costs one UPDATE in all (its mark), not two; failed
 # attempts are counted by record_failure.
+# Beside a batch in flight, its rows are left out (`in_flight`: their ids) and the claim
+# takes what follows, later rows of the same keys included: the relay sends those only
+# once the batch in flight has gone out whole (relay/loop.py). By id, through a hashed
+# subplan (`NOT IN`), not `<> ALL` of an array, which a prepared (generic) plan checks
+# element by element for every row; the rows in flight are the oldest, so a claim
+# beside them reads at most one batch more than it claims.
 # The batch comes back as one JSON array, decoded in one call: per-row decoding in
 # Python (a UUID, a timestamp, a JSON document of headers for each of thousands of
 # rows) was most of the relay's CPU. `payload` is a `json` column, so it is embedded
-# byte for byte and taken out again as raw bytes, never parsed. Sent through psycopg
-# itself (`app.db.direct`): a claim and a mark run for every batch. The shards go as one
-# array literal: psycopg's list dumping cost ~80 µs a claim.
-_CLAIMABLE = """
+# byte for byte and taken out again as raw bytes, never parsed. Its ids come back too,
+# as one array literal, which the next claim and the mark take as they are. Sent
+# through psycopg itself (`app.db.direct`): a claim and a mark run for every batch. The
+# shards go as one array literal: psycopg's list dumping cost ~80 µs a claim.
+_CLAIM = """
+    WITH claimed AS (
+        SELECT o.id, o.topic, o.key, o.event_type, o.subject, o.payload, o.headers, o.seq,
+               o.created_at, o.attempts, o.shard
+          FROM outbox o
          WHERE o.published_at IS NULL
            AND o.parked_at IS NULL
            AND o.shard = ANY(CAST(%(shards)s AS smallint[]))
            AND (CAST(%(owner)s AS uuid) IS NULL OR o.shard IN (
                SELECT l.shard FROM relay_leases l
                 WHERE l.owner = CAST(%(owner)s AS uuid) AND l.expires_at > clock_timestamp()))
-"""
-_NOT_BEHIND_PARKED = """
+           AND o.id NOT IN (SELECT unnest(CAST(%(in_flight)s AS uuid[])))
            AND NOT EXISTS (
                SELECT 1 FROM outbox p
                 WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
                   AND p.key = o.key AND p.seq < o.seq)
-"""
-_COLUMNS = "o.id, o.topic, o.key, o.event_type, o.subject, o.payload, o.headers, o.seq, " + (
-    "o.created_at, o.attempts, o.shard"
-)
-_CLAIM = f"""
-    WITH claimed AS (
-        SELECT {_COLUMNS}
-          FROM outbox o
-          {_CLAIMABLE}
-          {_NOT_BEHIND_PARKED}
          ORDER BY o.seq
          LIMIT %(limit)s
            FOR UPDATE SKIP LOCKED)
-    SELECT coalesce(json_agg(claimed ORDER BY seq), '[]')::text, 0 FROM claimed
-"""
-# Beside a batch in flight, rows of its keys wait for it (`busy_keys`): a key never has two
-# batches on their way. Only the oldest `window` claimable rows are looked at: when the
-# batch in flight holds every key of a backlog (few keys), a claim over all of it would
-# read every row only to leave them all out (measured: 1.0-1.4 s over 100,000 rows of
-# 1,000 keys). Oldest first, so what it claims of a key is still that key's oldest. The
-# busy keys are a hashed subplan (`NOT IN`), not `<> ALL` of an array, which a prepared
-# (generic) plan checks element by element for every row.
-_CLAIM_BESIDE = f"""
-    WITH looked AS MATERIALIZED (
-        SELECT o.id, o.key, o.seq
-          FROM outbox o
-          {_CLAIMABLE}
-         ORDER BY o.seq
-         LIMIT %(window)s),
-    claimed AS (
-        SELECT {_COLUMNS}
-          FROM looked w JOIN outbox o ON o.id = w.id
-         WHERE w.key NOT IN (SELECT unnest(CAST(%(busy_keys)s AS text[])))
-          {_NOT_BEHIND_PARKED}
-         ORDER BY w.seq
-         LIMIT %(limit)s
-           FOR UPDATE OF o SKIP LOCKED)
-    SELECT coalesce(json_agg(claimed ORDER BY seq), '[]')::text, (SELECT count(*) FROM looked)
+    SELECT coalesce(json_agg(claimed ORDER BY seq), '[]')::text,
+           coalesce(array_agg(id ORDER BY seq), '{}')::text
       FROM claimed
 """
-WINDOW_BATCHES = 3  # a claim beside a batch in flight reads this many batches' worth of rows
+NOTHING = "{}"  # no rows: the ids of an empty claim, or of nothing in flight
 
 
 class _ClaimedRow(msgspec.Struct, frozen=True):
@@ -136,46 +113,49 @@ _CLAIMED = msgspec.json.Decoder(list[_ClaimedRow])
 
 
 class Claim(msgspec.Struct, frozen=True):
-    """Claimed messages, oldest first, and whether claimable rows may be left."""
+    """Claimed messages, oldest first; whether claimable rows may be left (the claim
+    stopped at its limit); and their ids as one uuid[] literal."""
 
     messages: list[ClaimedMessage]
     more: bool
+    ids: str = NOTHING
 
 
 async def claim_batch(
     conn: AsyncConnection,
     shards: Sequence[int],
     limit: int,
-    busy_keys: Sequence[str] = (),
     *,
     owner: UUID | None = None,
 ) -> list[ClaimedMessage]:
-    """The oldest unpublished messages of `shards`, in commit order per key, leaving out
-    the keys in `busy_keys`; with `owner`, only of shards whose lease `owner` still holds
-    (a relay whose lease ran out claims nothing, even before it notices)."""
-    return (await claim(conn, shards, limit, busy_keys, owner=owner)).messages
+    """The oldest unpublished messages of `shards`, in commit order per key; with `owner`,
+    only of shards whose lease `owner` still holds (a relay whose lease ran out claims
+    nothing, even before it notices)."""
+    return (await claim(conn, shards, limit, owner=owner)).messages
 
 
 async def claim(
     conn: AsyncConnection,
     shards: Sequence[int],
     limit: int,
-    busy_keys: Sequence[str] = (),
+    in_flight: str = NOTHING,
     *,
     owner: UUID | None = None,
 ) -> Claim:
-    """As `claim_batch`; with `busy_keys`, only among the oldest WINDOW_BATCHES times `limit`
-    claimable rows. `more`: the claim stopped at its limit or its window."""
-    params: dict[str, object] = {"shards": _int_array(shards), "limit": limit, "owner": owner}
-    window = WINDOW_BATCHES * limit
-    if busy_keys:
-        params |= {"busy_keys": list(busy_keys), "window": window}
-    found = await direct.fetch_one(conn, _CLAIM_BESIDE if busy_keys else _CLAIM, params)
+    """As `claim_batch`, leaving out the rows `in_flight` (a uuid[] literal, as `Claim.ids`
+    and `ids_literal` give it) and taking what follows them, later rows of their keys too."""
+    params = {"shards": _int_array(shards), "limit": limit, "owner": owner, "in_flight": in_flight}
+    found = await direct.fetch_one(conn, _CLAIM, params)
     if found is None:
         raise RuntimeError("the claim returned no row")  # an aggregate: it always does one
-    rows, looked = found
+    rows, ids = found
     messages = [_claimed(row) for row in _CLAIMED.decode(rows)]
-    return Claim(messages, len(messages) >= limit or (bool(busy_keys) and looked >= window))
+    return Claim(messages, len(messages) >= limit, ids)
+
+
+def ids_literal(ids: Iterable[UUID]) -> str:
+    """`ids` as one uuid[] literal: psycopg dumps a list of UUIDs at ~9 µs an element."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _claimed(row: _ClaimedRow) -> ClaimedMessage:
@@ -191,12 +171,13 @@ _MARK = """
 """
 
 
-async def mark_published(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
-    if ids:
-        # One array literal: the driver's per-element array dumping cost ~9 µs an id.
+async def mark_published(conn: AsyncConnection, ids: Sequence[UUID] | str) -> None:
+    """Mark `ids` published: UUIDs, or one array literal as `Claim.ids` gives it."""
+    literal = ids if isinstance(ids, str) else ids_literal(ids)
+    if literal != NOTHING:
         # One timestamp for the whole mark (the statement's), so a batch is the set of rows
         # marked at one instant (the bench counts batches by it).
-        await direct.execute(conn, _MARK, {"ids": "{" + ",".join(map(str, ids)) + "}"})
+        await direct.execute(conn, _MARK, {"ids": literal})
 
 
 def _int_array(values: Sequence[int]) -> str:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import outbox
@@ -209,27 +210,44 @@ async def test_a_parked_row_holds_back_its_key_only(engine: AsyncEngine) -> None
         await conn.close()
 
 
-async def test_a_claim_beside_a_batch_in_flight_leaves_its_keys_out_and_reads_a_window(
+async def test_a_claim_beside_a_batch_in_flight_takes_what_follows_its_rows(
     engine: AsyncEngine,
 ) -> None:
-    """Beside a batch in flight, rows of its keys wait; and only the oldest WINDOW_BATCHES
-    batches' worth of rows is read, so a backlog of busy keys costs a window, not a scan."""
-    limit = 2
-    window = outbox.WINDOW_BATCHES * limit
-    busy = [message("busy") for _ in range(window)]
-    free = [message("free-1"), message("free-2"), message("free-1")]
-    await enqueue(engine, *busy, *free)
+    """Beside a batch in flight its rows are left out, and the claim takes the rows after
+    them, the later rows of its keys included, in commit order; the ids come back as one
+    literal that the mark and the next claim take as they are."""
+    first = [message("one") for _ in range(3)]
+    then = [message("one"), message("two"), message("one")]
+    await enqueue(engine, *first, *then)
     conn = await autocommit(engine)
     try:
-        behind = await outbox.claim(conn, ALL_SHARDS, limit, ["busy"])
-        assert behind.messages == [] and behind.more  # the window held only busy rows
-        await outbox.mark_published(conn, [m.id for m in busy[:2]])
-        beside = await outbox.claim(conn, ALL_SHARDS, limit, ["busy", "no-such-key"])
-        assert [c.message.id for c in beside.messages] == [free[0].id, free[1].id]
-        assert beside.more  # stopped at its limit
-        alone = await outbox.claim(conn, ALL_SHARDS, 100)
-        assert [c.message.id for c in alone.messages] == [m.id for m in busy[2:] + free]
-        assert not alone.more
+        in_flight = await outbox.claim(conn, ALL_SHARDS, 3)
+        assert [c.message.id for c in in_flight.messages] == [m.id for m in first]
+        assert in_flight.more  # stopped at its limit
+        assert in_flight.ids == outbox.ids_literal(m.id for m in first)
+        beside = await outbox.claim(conn, ALL_SHARDS, 2, in_flight.ids)
+        assert [c.message.id for c in beside.messages] == [then[0].id, then[1].id]
+        assert beside.more
+        rest = await outbox.claim(conn, ALL_SHARDS, 10, outbox.ids_literal([]))
+        assert [c.message.id for c in rest.messages] == [m.id for m in first + then]
+        assert not rest.more
+        await outbox.mark_published(conn, in_flight.ids)
+        after = await outbox.claim(conn, ALL_SHARDS, 10)
+        assert [c.message.id for c in after.messages] == [m.id for m in then]
+        assert await outbox.claim(conn, ALL_SHARDS, 10, after.ids) == outbox.Claim([], False)
+    finally:
+        await conn.close()
+
+
+async def test_a_claim_refuses_what_is_not_a_list_of_ids_in_flight(engine: AsyncEngine) -> None:
+    """The ids in flight are a value bound as uuid[]: anything else is refused, never run."""
+    await enqueue(engine, message("k"))
+    conn = await autocommit(engine)
+    try:
+        for hostile in ["{}') OR true --", "not-a-uuid", "{1,2}"]:
+            with pytest.raises(DBAPIError):
+                await outbox.claim(conn, ALL_SHARDS, 10, hostile)
+        assert len((await outbox.claim(conn, ALL_SHARDS, 10)).messages) == 1
     finally:
         await conn.close()
 

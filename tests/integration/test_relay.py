@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
+import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -81,6 +82,45 @@ async def test_a_refused_message_is_parked_and_its_key_waits(
         .all()
     )
     assert parked == [poison.id]
+
+
+async def test_rows_claimed_beside_a_batch_wait_when_a_row_of_their_key_did_not_go_out(
+    engine: AsyncEngine, conn: AsyncConnection
+) -> None:
+    """A batch claimed beside one in flight may hold later rows of its keys: when a row of
+    such a key is refused, they are not sent, and go out after it, in commit order."""
+    k1, k2, j1, k3, k4 = message("k"), message("k"), message("j"), message("k"), message("k")
+    await enqueue(engine, k1, k2, j1, k3, k4)
+    publisher = InMemoryPublisher()
+    publisher.refuse[k2.id] = Delivery(k2.id, "broker busy", permanent=False)
+    stop = asyncio.Event()
+    loop = Relay(
+        engine, publisher, Polling(stop), msgspec.structs.replace(SETTINGS, batch_size=2), stop
+    )
+    leases = ShardLeases(conn, uuid.uuid4(), name="test", ttl=60)
+    await leases.rebalance()
+    try:
+        in_flight = await loop.claim_and_send(conn, leases)  # k1 and k2, which is refused
+        claimed = await loop.claim(conn, leases, in_flight)
+        assert claimed is not None
+        assert [c.message.id for c in claimed.messages] == [j1.id, k3.id]
+        publisher.refuse.clear()
+        in_flight, settled = await loop.advance(conn, leases, in_flight, claimed)
+        assert (settled.published, settled.failed) == (1, 1)
+        assert in_flight is not None
+        assert [c.message.id for c in in_flight.claimed.messages] == [j1.id]  # k3 waits
+        for _ in range(10):  # the loop's steps until nothing is left
+            if in_flight is None:
+                break
+            claimed = await loop.claim(conn, leases, in_flight)
+            in_flight, _ = await loop.advance(conn, leases, in_flight, claimed)
+        assert in_flight is None
+    finally:
+        await leases.leave()
+    assert [m.id for m in publisher.sent if m.key == "k"] == [k1.id, k2.id, k3.id, k4.id]
+    assert [m.id for m in publisher.sent if m.key == "j"] == [j1.id]
+    left = await conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    assert left.scalar_one() == 0
 
 
 async def relay_leases(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.events.message import OutboxMessage
 from relay.leases import Change
@@ -200,3 +201,35 @@ async def test_an_unknown_topic_is_parked_not_sent(
     assert [(d.id, d.permanent) for d in deliveries] == [(stray.id, True), (bystander.id, False)]
     assert deliveries[1].error is None
     await asyncio.sleep(0)
+
+
+async def test_a_message_the_broker_refuses_as_too_large_is_parked_not_retried(
+    relays: list[TransactionalPublisher], kafka: KafkaServer
+) -> None:
+    """Hostile input: a message larger than its topic takes, which the client lets through
+    and the broker refuses. Its delivery report names it, so it is permanent — parked, not
+    retried — and its transaction is aborted, nothing of it seen."""
+    topic = f"small-{uuid.uuid4().hex[:6]}"
+    small = NewTopic(topic, num_partitions=1, config={"max.message.bytes": "1024"})
+    admin = AdminClient(kafka.client_config())  # held: its futures die with it
+    admin.create_topics([small])[topic].result(10)
+    publisher = relays[0]
+    await publisher.assign(Change({SHARD: 1}, frozenset()))
+    big = OutboxMessage(
+        uuid.uuid4(), topic, "customer-1", "order.created", "order-1",
+        b'"' + b"x" * 4000 + b'"', {"ce_id": "big"},
+    )  # fmt: skip
+    [refused] = await publisher.wait(await publisher.send(of_shard(big)), lambda: False)
+    assert (refused.id, refused.permanent) == (big.id, True)
+    assert "too large" in (refused.error or "").lower()
+    # The abort leaves the producer to bump its epoch, and the next transaction may fail
+    # for it (librdkafka purges its message): the relay retries it, as here.
+    after = message(topic, 2)
+    for _ in range(3):
+        sending = await publisher.send(of_shard(after))
+        [delivered] = await publisher.wait(sending, lambda: False)
+        if delivered.error is None:
+            break
+        assert not delivered.permanent, delivered
+    assert delivered == Delivery(after.id)
+    assert committed(kafka, topic) == ["e2"]

@@ -223,6 +223,7 @@ class Relay:
         return Claimed(claim.messages, claim.ids, started, claim.more)
 
     async def send(self, claimed: Claimed | None) -> InFlight | None:
+        """Hand `claimed` to the publisher (it returns before Kafka answers)."""
         if claimed is None:
             return None
         batch = _by_shard(claimed.messages)

@@ -272,9 +272,7 @@ class Relay:
         elif claimed is not None and held:
             claimed = _without(claimed, held)
         sending = await self.send(claimed)
-        settled = await self._settle(
-            conn, batch, deliveries, in_flight.claimed.ids if not held else None
-        )
+        settled = await self._settle(conn, in_flight.claimed, deliveries, delivered)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - in_flight.claimed.started)
         return sending, settled
@@ -282,16 +280,17 @@ class Relay:
     async def _settle(
         self,
         conn: AsyncConnection,
-        batch: list[ClaimedMessage],
+        claimed: Claimed,
         deliveries: list[Delivery],
-        all_ids: str | None,
+        delivered: set[UUID],
     ) -> Settled:
-        """Mark what was delivered (`all_ids`: every row of `batch` was, these are their
-        ids as the claim gave them) and record what failed."""
-        delivered = [d.id for d in deliveries if d.error is None]
+        """Mark what was `delivered` (a whole batch by the ids its claim gave) and record
+        what failed."""
+        batch = claimed.messages
         failures = [d for d in deliveries if d.error is not None]
-        await outbox.mark_published(conn, delivered if all_ids is None else all_ids)
-        _observe_published(batch, set(delivered))
+        whole = len(delivered) == len(batch)
+        await outbox.mark_published(conn, claimed.ids if whole else list(delivered))
+        _observe_published(batch, delivered)
         for failure in failures:
             await outbox.record_failure(
                 conn, failure.id, failure.error or "", park=failure.permanent

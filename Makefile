@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev infra test test-unit test-integration test-e2e test-faults test-containers lint format \
-        fetch-kafka migrate schemas lock clean up down logs ps image-wheels wheelhouse standins kafka-sums
+        fetch-kafka migrate schemas lock clean floor up down logs ps image-wheels wheelhouse standins kafka-sums
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -78,6 +78,9 @@ SASL_BENCH_ARGS ?= --messages 100000 --runs 3
 bench: $(STAMP) ## Benchmark: sustained capacity, CPU per order, API and relay drains vs pgbench / raw producer; then what SASL and TLS cost
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.sasl_cost $(SASL_BENCH_ARGS)
+
+floor: $(STAMP) ## What PostgreSQL, Kafka, Litestar and psycopg cost with none of our code, beside the bench's targets (~6 min)
+	$(PY) -m bench.floor $(FLOOR_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check .

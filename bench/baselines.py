@@ -66,8 +66,7 @@ def pgbench(
     *,
     rate: int | None = None,
 ) -> PgbenchResult:
-    """pgbench on the API's create statement; `rate`: held to that many transactions a
-    second (`-R`), instead of as many as it can."""
+    """pgbench on the API's create statement; `rate`: held to it (`-R`), not flat out."""
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob(f"c{concurrency}.*"):
         old.unlink()

@@ -58,15 +58,8 @@ class DrainVsRaw(msgspec.Struct):
 
 
 def pgbench(
-    binary: str,
-    database_url: str,
-    concurrency: int,
-    seconds: int,
-    workdir: Path,
-    *,
-    rate: int | None = None,
+    binary: str, database_url: str, concurrency: int, seconds: int, workdir: Path
 ) -> PgbenchResult:
-    """pgbench on the API's create statement; `rate`: held to it (`-R`), not flat out."""
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob(f"c{concurrency}.*"):
         old.unlink()
@@ -85,11 +78,9 @@ def pgbench(
         str(seconds),
         "-l",
         f"--log-prefix=c{concurrency}",
-        *(["-R", str(rate)] if rate else []),
         database_url,
     ]
-    label = f"pgbench c={concurrency:<3} {seconds}s" + (f" at {rate}/s" if rate else "")
-    done = run_timed(label, command, seconds, cwd=workdir)
+    done = run_timed(f"pgbench c={concurrency:<3} {seconds}s", command, seconds, cwd=workdir)
     tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", done.stdout, re.M)
     processed = re.search(r"^number of transactions actually processed: (\d+)", done.stdout, re.M)
     failed = re.search(r"^number of failed transactions: (\d+)", done.stdout, re.M)

@@ -15,8 +15,8 @@ accounting (`bench/cpu.py`):
    producer and reads them back with a `read_committed` consumer (no database). The
    consumer's write of an order is not in it: it is counted as a second create
    (PostgreSQL's CPU a create, less its idle share).
-4. The database side of a drain, three times: `rows` outbox rows claimed 2,000 at a time
-   (`FOR UPDATE SKIP LOCKED`; no leases, shards or parked keys) and marked published,
+4. The database side of a drain, three times: `rows` outbox rows claimed `RELAY_BATCH_SIZE`
+   at a time (`FOR UPDATE SKIP LOCKED`; no leases, shards or parked keys) and marked published,
    nothing sent, beside the raw producer on the same rows, as `make bench` runs it.
 
 Each ratio is the median of its rounds (this machine's speed moves by a third within
@@ -39,12 +39,14 @@ from pathlib import Path
 
 import msgspec
 
+from app import config
+from app.db.engine import libpq_url
 from bench import api_load, baselines, cpu, floor_plot, relay_drain, report, stack, tools
 from bench.api_load import Api, LoadResult, Tools
 from bench.arguments import positive
 from bench.floor_figures import DrainRound, Floor, PipelineFloor, Round, figures, table
 from bench.headline import CAPACITY_VS_PGBENCH
-from bench.run import Run, Settings
+from bench.run import WARM_UP_MESSAGES, Run, Settings
 from bench.stack import DRAIN_TOPIC, RAW_TOPIC, Sql
 from bench.ui import console, phase, step
 from scripts.stack import principals
@@ -68,7 +70,6 @@ CLAIM = """
       FROM claimed
 """
 MARK = "UPDATE outbox SET published_at = statement_timestamp() WHERE id = ANY(%(ids)s::uuid[])"
-BATCH = 2_000  # RELAY_BATCH_SIZE's default
 
 
 class Floors:
@@ -153,28 +154,31 @@ class Floors:
                 relay_drain.clear(conn, DRAIN_TOPIC)
                 relay_drain.fill(conn, DRAIN_TOPIC, rows, relay_drain.KEY_COUNTS[0])
                 messages = relay_drain.messages(conn, DRAIN_TOPIC)
-                if number == 0:
-                    baselines.raw_producer(client, RAW_TOPIC, messages[:5_000])  # warm, untimed
+                if number == 0:  # Kafka has just started: warm it, untimed, as make bench does
+                    baselines.raw_producer(client, RAW_TOPIC, messages[:WARM_UP_MESSAGES])
                 raw = baselines.raw_producer(client, RAW_TOPIC, messages)
                 del messages
-                found.append(DrainRound(claim_and_mark(conn, rows), raw))
+                batch = self.system.settings.relay.batch_size
+                found.append(DrainRound(claim_and_mark(conn, rows, batch), raw))
             relay_drain.clear(conn, DRAIN_TOPIC)
         return found
 
     def _start_app(self) -> None:
         if self.system.pid("api") is None:
-            env = {"FLOOR_DATABASE_URL": self.system.database_url}
+            # The API's own database login (its grants, not the owner's), as make bench's API.
+            own = self.system.found.process_env("api").get("DATABASE_URL")
+            url = libpq_url(config.sqlalchemy_url(own)) if own else self.system.database_url
+            env = {"FLOOR_DATABASE_URL": url, "HTTP_WORKERS": self.system.env["HTTP_WORKERS"]}
             self._service("api", ["-m", "bench.floor_app", str(self.system.http_port)], env)
             self._wait_app()
 
-    def _service(
-        self, name: str, argv: list[str], env: Mapping[str, str] | None = None
-    ) -> ManagedProcess:
-        """`argv` run as role `name` (its CPU counted as that role's), as the stack's own."""
+    def _service(self, name: str, argv: list[str], env: Mapping[str, str]) -> ManagedProcess:
+        """`argv` run as role `name` (its CPU counted as that role's), given only `env`
+        beyond the bench's own environment (none of the services' secrets)."""
         process = ManagedProcess(
             name,
             [sys.executable, *argv],
-            {**self.system.env, **(env or {})},
+            env,
             log_path=self.system.root / "logs" / f"floor-{name}.log",
         )
         process.start()
@@ -195,14 +199,15 @@ class Floors:
         return Api(self.system.base_url, {"Content-Type": "application/json"})
 
 
-def claim_and_mark(conn: Sql, rows: int) -> float:
-    """Claim and mark `rows` rows as a relay would, nothing sent; rows a second."""
+def claim_and_mark(conn: Sql, rows: int, batch: int) -> float:
+    """Claim and mark `rows` rows as a relay would, `batch` at a time, nothing sent; rows a
+    second."""
     done = 0
-    with step(f"claiming and marking {rows:,} rows, {BATCH:,} at a time"):
+    with step(f"claiming and marking {rows:,} rows, {batch:,} at a time"):
         started = time.perf_counter()
-        for _ in range(rows // BATCH + 2):  # bounded: the backlog is all there is
+        for _ in range(rows // batch + 2):  # bounded: the backlog is all there is
             with conn.transaction():
-                found = conn.execute(CLAIM, {"limit": BATCH}).fetchone()
+                found = conn.execute(CLAIM, {"limit": batch}).fetchone()
                 assert found is not None  # an aggregate: one row, always
                 _, ids = found
                 if ids == "{}":

@@ -4,11 +4,13 @@ Litestar served by granian as `python -m app` serves the API (ASGI, uvloop, one 
 core, the same backpressure), with one route, `POST /api/v1/orders`: it decodes the body
 with msgspec, writes the order with pgbench's statement (`bench/create_order.sql`, the API's
 own create) through one of a fixed set of psycopg connections (`FLOOR_DATABASE_URL`),
-prepared, in autocommit, and answers 201 with the order's id. No authentication, validation,
-idempotency, limits, telemetry or SQLAlchemy: what is left is the framework, the server and
-the driver, which no code of ours can make cheaper.
+prepared, in autocommit, and answers 201 with the order's id (400 for a body that is not
+JSON, nothing written). No authentication, validation, idempotency, limits, telemetry or
+SQLAlchemy: what is left is the framework, the server and the driver, which no code of ours
+can make cheaper.
 
-`python -m bench.floor_app PORT` serves it on loopback until SIGTERM.
+`python -m bench.floor_app PORT` serves it on loopback until SIGTERM: a bench tool, never a
+service, with the database login it is given (`bench.floor` gives it the API's own).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import psycopg
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 from litestar import Litestar, Request, post
+from litestar.exceptions import ValidationException
 
 from bench.baselines import CREATE_ORDER_SQL
 
@@ -85,7 +88,10 @@ def serve_app() -> Litestar:
 
     @post("/api/v1/orders", status_code=201)
     async def create(request: Request[Any, Any, Any]) -> Created:
-        msgspec.json.decode(await request.body())
+        try:
+            msgspec.json.decode(await request.body())
+        except (msgspec.DecodeError, RecursionError):  # malformed, or nested past the decoder
+            raise ValidationException("the body is not JSON") from None  # 400, nothing written
         return Created(id=await connections.create(), status="pending")
 
     return Litestar(route_handlers=[create], lifespan=[lifespan], openapi_config=None)

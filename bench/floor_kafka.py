@@ -84,8 +84,9 @@ def consume(consumer: Consumer, expected: int, deadline: float) -> int:
     try:
         while read < expected and time.monotonic() < deadline:
             for record in consumer.consume(500, 0.5):
-                if record.error() is None:
-                    read += bool(record.value()) and bool(record.headers())
+                # What a consumer must look at to decode an event: its value and headers.
+                if record.error() is None and record.value() and record.headers():
+                    read += 1
     finally:
         consumer.close()
     return read
